@@ -1,0 +1,79 @@
+// Package backend chooses the GoMLX backend shortllm computes on: the pure-Go SimpleGo
+// backend ("go", the default) or XLA through a PJRT plugin ("xla", "xla:cuda",
+// "xla:/abs/path/plugin.so"). Asking for XLA where no plugin can be loaded never fails a
+// command: it prints a one-line notice and falls back to "go".
+package backend
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	_ "github.com/gomlx/gomlx/backends/simplego" // the default backend, always compiled in
+)
+
+// EnvVar is GoMLX's own variable for the backend configuration.
+const EnvVar = "GOMLX_BACKEND"
+
+// GoConfig runs SimpleGo ops one at a time: its op-parallel executor can deadlock inside large
+// DotGenerals on 2 cores, while each DotGeneral still uses every core internally.
+const GoConfig = "go:ops_sequential"
+
+// New returns the backend for spec ("" → $GOMLX_BACKEND → "go"). Notices go to notice.
+func New(spec string, notice io.Writer) (backends.Backend, error) {
+	if spec == "" {
+		spec = os.Getenv(EnvVar)
+	}
+	name, cfg, _ := strings.Cut(spec, ":")
+	switch name {
+	case "", "go", "simplego":
+		if cfg == "" {
+			return create(GoConfig)
+		}
+		return create("go:" + cfg)
+	case "xla", "stablehlo", "hlo", "shlo":
+		b, err := newXLA(cfg)
+		if err == nil {
+			return b, nil
+		}
+		fmt.Fprintf(notice, "notice: XLA backend unavailable (%v); using the pure-Go backend\n", oneLine(err))
+		return create(GoConfig)
+	}
+	return nil, fmt.Errorf("backend %q: unknown backend (go, xla, xla:/abs/plugin.so)", spec)
+}
+
+// create wraps GoMLX's constructor, which panics on unknown names.
+func create(config string) (b backends.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("backend %q: %v", config, r)
+		}
+	}()
+	b, err = backends.NewWithConfig(config)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", config, err)
+	}
+	return b, nil
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Info describes what `shortllm backends` reports.
+type Info struct {
+	Compiled []string `json:"compiled"`
+	XLA      bool     `json:"xla_compiled"`
+	Plugins  []string `json:"pjrt_plugins"`
+}
+
+// Describe lists compiled backends and the PJRT plugins found on the search path.
+func Describe() Info {
+	return Info{Compiled: backends.List(), XLA: xlaCompiled, Plugins: listPlugins()}
+}

@@ -1,0 +1,185 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads like maths
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// GenerateOptions control sampling. Temperature 0 is greedy decoding.
+type GenerateOptions struct {
+	MaxNewTokens int
+	Temperature  float64
+	TopK         int     // 0 = no limit
+	TopP         float64 // 0 or 1 = no nucleus cut
+	Seed         uint64
+	// StopIDs end generation when produced (the checkpoint's EOS ids); IgnoreEOS forces the
+	// full length (speed measurements).
+	StopIDs   []int
+	IgnoreEOS bool
+	// SkipBlocks runs the model without those blocks.
+	SkipBlocks []int
+	// OnToken, when set, is called with each generated id (streaming output).
+	OnToken func(id int)
+}
+
+// Generate continues each prompt (all of the same length) and returns the generated ids per
+// row. Keys and values are cached: the prompt runs once, then one token per step.
+func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error) {
+	if len(prompts) == 0 || len(prompts[0]) == 0 {
+		return nil, fmt.Errorf("generate: empty prompt")
+	}
+	cfg := r.Model.Config
+	P := len(prompts[0])
+	S := P + opts.MaxNewTokens
+	if S > cfg.MaxPositionEmbeddings {
+		return nil, fmt.Errorf("generate: prompt (%d) + new tokens (%d) exceed max_position_embeddings (%d)", P, opts.MaxNewTokens, cfg.MaxPositionEmbeddings)
+	}
+	if err := r.checkIDs(prompts); err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	B := len(prompts)
+	cache := r.emptyCache(B, S)
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
+	out := make([][]int, B)
+	done := make([]bool, B)
+	cur := prompts
+	pos := 0
+	for step := 0; step < opts.MaxNewTokens; step++ {
+		logits, next, err := r.decodeStep(cur, pos, cache, opts.SkipBlocks)
+		if err != nil {
+			return nil, err
+		}
+		cache = next
+		pos += len(cur[0])
+		V := cfg.VocabSize
+		cur = make([][]int, B)
+		for b := 0; b < B; b++ {
+			id := sample(logits[b*V:(b+1)*V], opts, rng)
+			cur[b] = []int{id}
+			if done[b] {
+				continue
+			}
+			out[b] = append(out[b], id)
+			if opts.OnToken != nil && B == 1 {
+				opts.OnToken(id)
+			}
+			if !opts.IgnoreEOS && slices.Contains(opts.StopIDs, id) {
+				done[b] = true
+			}
+		}
+		if allTrue(done) {
+			break
+		}
+	}
+	return out, nil
+}
+
+func allTrue(v []bool) bool {
+	for _, b := range v {
+		if !b {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyCache allocates zeroed K and V [B, S, Hkv, Dh] for every layer.
+func (r *Runner) emptyCache(B, S int) []*tensors.Tensor {
+	cfg := r.Model.Config
+	dt := r.Model.Weights["model.norm.weight"].DType()
+	sh := shapes.Make(dt, B, S, cfg.NumKeyValueHeads, cfg.HeadDim)
+	out := make([]*tensors.Tensor, 2*cfg.NumHiddenLayers)
+	for i := range out {
+		out[i] = tensors.FromShape(sh)
+	}
+	return out
+}
+
+// decodeStep runs tokens cur [B, T] at positions pos.. through the cached model and returns
+// the last position's logits [B·V] and the updated cache.
+func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip []int) ([]float32, []*tensors.Tensor, error) {
+	cfg := r.Model.Config
+	L := cfg.NumHiddenLayers
+	ids, err := IDsTensor(cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	T := len(cur[0])
+	positions := make([]int32, T)
+	for i := range positions {
+		positions[i] = int32(pos + i)
+	}
+	args := append([]*tensors.Tensor{ids, tensors.FromFlatDataAndDimensions(positions, T)}, cache...)
+	out, err := r.Run("decode/"+SkipKey(skip), func(p Params, in []*Node) []*Node {
+		kv := &KVCache{K: in[2 : 2+L], V: in[2+L : 2+2*L]}
+		res := Forward(cfg, p, in[0], ForwardOptions{SkipBlocks: skip, Positions: in[1], Cache: kv})
+		dims := res.Logits.Shape().Dimensions
+		last := Slice(res.Logits, AxisRange(), AxisElem(dims[1]-1), AxisRange())
+		outs := []*Node{ConvertDType(Reshape(last, dims[0], dims[2]), dtypes.Float32)}
+		outs = append(outs, res.Cache.K...)
+		return append(outs, res.Cache.V...)
+	}, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tensors.MustCopyFlatData[float32](out[0]), out[1:], nil
+}
+
+// sample picks the next id: argmax at temperature 0, else softmax(logits/T) restricted to
+// the top-k ids and the smallest prefix of probability ≥ top-p (HF's warper order).
+func sample(logits []float32, opts GenerateOptions, rng *rand.Rand) int {
+	if opts.Temperature <= 0 {
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	idx := make([]int, len(logits))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+	if opts.TopK > 0 && opts.TopK < len(idx) {
+		idx = idx[:opts.TopK]
+	}
+	probs := make([]float64, len(idx))
+	top := float64(logits[idx[0]])
+	var sum float64
+	for i, id := range idx {
+		probs[i] = math.Exp((float64(logits[id]) - top) / opts.Temperature)
+		sum += probs[i]
+	}
+	if opts.TopP > 0 && opts.TopP < 1 {
+		var acc float64
+		for i := range probs {
+			acc += probs[i] / sum
+			if acc >= opts.TopP {
+				idx, probs = idx[:i+1], probs[:i+1]
+				break
+			}
+		}
+		sum = 0
+		for _, p := range probs {
+			sum += p
+		}
+	}
+	u := rng.Float64() * sum
+	for i, p := range probs {
+		u -= p
+		if u <= 0 {
+			return idx[i]
+		}
+	}
+	return idx[len(idx)-1]
+}

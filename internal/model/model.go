@@ -1,0 +1,247 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/shortllm/shortllm/internal/safetensors"
+)
+
+// ErrWeights marks a checkpoint whose tensors do not match its config.
+var ErrWeights = errors.New("invalid model weights")
+
+// Model is a loaded checkpoint: its config and its weights in the compute dtype, by HF name.
+type Model struct {
+	Dir    string
+	Config *Config
+	// Weights hold every tensor the forward pass uses, in the compute dtype.
+	Weights map[string]*tensors.Tensor
+	// StoredDTypes is each tensor's dtype on disk, so saving writes what was loaded.
+	StoredDTypes map[string]safetensors.DType
+	// StoredLMHead records that a tied model also stored lm_head.weight (saved back as it was).
+	StoredLMHead bool
+	// Sharded records that the checkpoint was split over several files.
+	Sharded bool
+}
+
+// shapeInt32 is the shape of an int32 tensor with the given dimensions.
+func shapeInt32(dims ...int) shapes.Shape { return shapes.Make(dtypes.Int32, dims...) }
+
+// ExpectedShapes lists every tensor name the config implies and its shape.
+func (c *Config) ExpectedShapes() map[string][]int {
+	D, V := c.HiddenSize, c.VocabSize
+	m := map[string][]int{
+		"model.embed_tokens.weight": {V, D},
+		"model.norm.weight":         {D},
+	}
+	if !c.TieWordEmbeddings {
+		m["lm_head.weight"] = []int{V, D}
+	}
+	for i := 0; i < c.NumHiddenLayers; i++ {
+		for name, shape := range c.blockShapes() {
+			m[layerPrefix(i)+name] = shape
+		}
+	}
+	return m
+}
+
+// blockShapes lists one block's tensors (names relative to "model.layers.{i}.").
+func (c *Config) blockShapes() map[string][]int {
+	D, F := c.HiddenSize, c.IntermediateSize
+	qOut, kvOut := c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
+	m := map[string][]int{
+		"input_layernorm.weight":          {D},
+		"post_attention_layernorm.weight": {D},
+		"self_attn.q_proj.weight":         {qOut, D},
+		"self_attn.k_proj.weight":         {kvOut, D},
+		"self_attn.v_proj.weight":         {kvOut, D},
+		"self_attn.o_proj.weight":         {D, qOut},
+		"mlp.gate_proj.weight":            {F, D},
+		"mlp.up_proj.weight":              {F, D},
+		"mlp.down_proj.weight":            {D, F},
+	}
+	if c.AttentionBias {
+		m["self_attn.q_proj.bias"] = []int{qOut}
+		m["self_attn.k_proj.bias"] = []int{kvOut}
+		m["self_attn.v_proj.bias"] = []int{kvOut}
+		if c.ModelType != "qwen2" { // Qwen2's o_proj has no bias
+			m["self_attn.o_proj.bias"] = []int{D}
+		}
+	}
+	if c.MLPBias {
+		m["mlp.gate_proj.bias"] = []int{F}
+		m["mlp.up_proj.bias"] = []int{F}
+		m["mlp.down_proj.bias"] = []int{D}
+	}
+	return m
+}
+
+// BlockTensorNames lists block i's tensor names in a fixed order.
+func (c *Config) BlockTensorNames(i int) []string {
+	var names []string
+	for n := range c.blockShapes() {
+		names = append(names, layerPrefix(i)+n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LoadOptions controls Load.
+type LoadOptions struct {
+	// DType is the compute dtype; zero means float32.
+	DType dtypes.DType
+}
+
+// Load reads dir/config.json and the safetensors weights (single file or sharded). Every
+// tensor the config implies must be present with its shape; unknown tensors are an error too,
+// so a checkpoint of a different architecture is never half-loaded.
+func Load(dir string, opts LoadOptions) (*Model, error) {
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	ckpt, err := safetensors.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ckpt.Close()
+	dt := opts.DType
+	if dt == dtypes.InvalidDType {
+		dt = dtypes.Float32
+	}
+	m := &Model{Dir: dir, Config: cfg, Weights: map[string]*tensors.Tensor{},
+		StoredDTypes: map[string]safetensors.DType{}, Sharded: ckpt.Sharded()}
+	if err := m.checkNames(ckpt); err != nil {
+		return nil, err
+	}
+	for name, shape := range cfg.ExpectedShapes() {
+		t, sdt, err := readTensor(ckpt, dir, name, shape, dt)
+		if err != nil {
+			return nil, err
+		}
+		m.Weights[name] = t
+		m.StoredDTypes[name] = sdt
+	}
+	if cfg.TieWordEmbeddings && m.StoredLMHead {
+		m.StoredDTypes["lm_head.weight"] = m.StoredDTypes["model.embed_tokens.weight"]
+	}
+	return m, nil
+}
+
+// checkNames rejects missing and unexpected tensors, naming them and the checkpoint.
+func (m *Model) checkNames(ckpt *safetensors.Checkpoint) error {
+	want := m.Config.ExpectedShapes()
+	for _, n := range ckpt.Names() {
+		if _, ok := want[n]; ok {
+			continue
+		}
+		switch {
+		case n == "lm_head.weight" && m.Config.TieWordEmbeddings:
+			m.StoredLMHead = true // HF ignores it for tied models; kept for a faithful save
+		case filepath.Ext(n) == ".inv_freq" || isRotaryBuffer(n):
+			// Old checkpoints stored rotary buffers; they are recomputed from the config.
+		default:
+			return fmt.Errorf("model %s: unexpected tensor %q for this config (num_hidden_layers=%d, attention_bias=%v): %w",
+				m.Dir, n, m.Config.NumHiddenLayers, m.Config.AttentionBias, ErrWeights)
+		}
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if _, ok := ckpt.Info(n); !ok {
+			return fmt.Errorf("model %s: missing tensor %q: %w", m.Dir, n, ErrWeights)
+		}
+	}
+	return nil
+}
+
+func isRotaryBuffer(name string) bool {
+	return len(name) > len("rotary_emb.inv_freq") && name[len(name)-len("rotary_emb.inv_freq"):] == "rotary_emb.inv_freq"
+}
+
+func readTensor(ckpt *safetensors.Checkpoint, dir, name string, shape []int, dt dtypes.DType) (*tensors.Tensor, safetensors.DType, error) {
+	info, _ := ckpt.Info(name)
+	if !slices.Equal(info.Shape, shape) {
+		return nil, "", fmt.Errorf("model %s: tensor %q has shape %v, config implies %v: %w",
+			dir, name, info.Shape, shape, ErrWeights)
+	}
+	switch info.DType {
+	case safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64:
+	default:
+		return nil, "", fmt.Errorf("model %s: tensor %q has dtype %s, want F32, F16 or BF16: %w",
+			dir, name, info.DType, ErrWeights)
+	}
+	vals, err := ckpt.ReadFloat32(name)
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := float32Tensor(vals, shape, dt)
+	return t, info.DType, err
+}
+
+// float32Tensor converts host float32 values to a tensor of the compute dtype.
+func float32Tensor(vals []float32, shape []int, dt dtypes.DType) (*tensors.Tensor, error) {
+	switch dt {
+	case dtypes.Float32:
+		return tensors.FromFlatDataAndDimensions(vals, shape...), nil
+	case dtypes.Float64:
+		f := make([]float64, len(vals))
+		for i, v := range vals {
+			f[i] = float64(v)
+		}
+		return tensors.FromFlatDataAndDimensions(f, shape...), nil
+	}
+	return nil, fmt.Errorf("compute dtype %s is not supported on load (float32, float64)", dt)
+}
+
+// Float32Values copies a weight tensor to host float32 values.
+func Float32Values(t *tensors.Tensor) []float32 {
+	switch t.DType() {
+	case dtypes.Float32:
+		return slices.Clone(tensors.MustCopyFlatData[float32](t))
+	case dtypes.Float64:
+		f := tensors.MustCopyFlatData[float64](t)
+		out := make([]float32, len(f))
+		for i, v := range f {
+			out[i] = float32(v)
+		}
+		return out
+	}
+	panic(fmt.Sprintf("Float32Values: unsupported dtype %s", t.DType()))
+}
+
+// NumParams counts the parameters the forward pass uses (tied heads counted once).
+func (m *Model) NumParams() int64 {
+	var n int64
+	for _, t := range m.Weights {
+		n += int64(t.Shape().Size())
+	}
+	return n
+}
+
+// Names returns the weight names sorted, the order graph parameters are passed in.
+func (m *Model) Names() []string {
+	names := make([]string, 0, len(m.Weights))
+	for n := range m.Weights {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// IsModelDir reports whether dir looks like an HF model directory.
+func IsModelDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "config.json"))
+	return err == nil
+}
