@@ -14,8 +14,8 @@ import (
 	"math"
 	"slices"
 
-	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads like maths
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads like maths
 )
 
 // Params maps Hugging Face tensor names to graph nodes holding the weights.
@@ -245,7 +245,7 @@ func ropeTables(cfg *Config, pos *Node, dt dtypes.DType) (*Node, *Node) {
 	invFreq := RopeInvFreq(cfg)
 	both := append(slices.Clone(invFreq), invFreq...)
 	g := pos.Graph()
-	freq := Const(g, both)                                                         // [Dh]
+	freq := Const(g, both)                                                                // [Dh]
 	angles := Mul(InsertAxes(ConvertDType(pos, dtypes.Float64), -1), InsertAxes(freq, 0)) // [T, Dh]
 	return ConvertDType(Cos(angles), dt), ConvertDType(Sin(angles), dt)
 }

@@ -28,8 +28,19 @@ type Model struct {
 	StoredDTypes map[string]safetensors.DType
 	// StoredLMHead records that a tied model also stored lm_head.weight (saved back as it was).
 	StoredLMHead bool
-	// Sharded records that the checkpoint was split over several files.
-	Sharded bool
+	// Sharded records that the checkpoint was split over several files, and ShardSize the
+	// largest shard in bytes, so a save keeps the same style.
+	Sharded   bool
+	ShardSize int64
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // shapeInt32 is the shape of an int32 tensor with the given dimensions.
@@ -129,6 +140,9 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		}
 		m.Weights[name] = t
 		m.StoredDTypes[name] = sdt
+	}
+	if m.Sharded {
+		m.ShardSize = largestShard(dir)
 	}
 	if cfg.TieWordEmbeddings && m.StoredLMHead {
 		m.StoredDTypes["lm_head.weight"] = m.StoredDTypes["model.embed_tokens.weight"]
@@ -238,6 +252,17 @@ func (m *Model) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+func largestShard(dir string) int64 {
+	files, _ := filepath.Glob(filepath.Join(dir, "model-*-of-*.safetensors"))
+	var largest int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Size() > largest {
+			largest = st.Size()
+		}
+	}
+	return largest
 }
 
 // IsModelDir reports whether dir looks like an HF model directory.

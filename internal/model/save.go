@@ -1,0 +1,182 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/shortllm/shortllm/internal/safetensors"
+)
+
+// AuxFiles are the files besides config and weights that make a model directory usable
+// (tokenizer and generation settings); Save copies those present in the source directory.
+var AuxFiles = []string{
+	"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+	"special_tokens_map.json", "added_tokens.json",
+}
+
+// SaveOptions control Save.
+type SaveOptions struct {
+	// DType forces every tensor's stored dtype (F32, F16, BF16); empty keeps what was loaded.
+	DType safetensors.DType
+	// MaxShardSize splits the weights into shards of at most this many bytes; 0 keeps the
+	// source's style (sharded sources keep their shard size, single files stay single).
+	MaxShardSize int64
+	// Force replaces an existing output directory.
+	Force bool
+	// Extra files to write into the directory (name → contents), e.g. a provenance record.
+	Extra map[string][]byte
+}
+
+// Save writes the model as a Hugging Face directory. Everything is written into a temporary
+// directory beside dir and renamed into place, so a failure never leaves a half-written dir.
+func (m *Model) Save(dir string, opts SaveOptions) (err error) {
+	if _, err := os.Stat(dir); err == nil && !opts.Force {
+		return fmt.Errorf("save %s: directory exists (use --force to replace it)", dir)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := m.writeInto(tmp, opts); err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
+	return replaceDir(tmp, dir)
+}
+
+func (m *Model) writeInto(dir string, opts SaveOptions) error {
+	cfg := m.Config.Clone()
+	if opts.DType != "" {
+		cfg.TorchDtype = torchDtypeName(opts.DType)
+		cfg.present["torch_dtype"] = true
+	}
+	cfgJSON, err := cfg.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), append(cfgJSON, '\n'), 0o644); err != nil {
+		return err
+	}
+	tensors, err := m.encodeTensors(opts.DType)
+	if err != nil {
+		return err
+	}
+	shard := opts.MaxShardSize
+	if shard == 0 && m.Sharded {
+		shard = m.ShardSize
+	}
+	if err := safetensors.WriteCheckpoint(dir, tensors, map[string]string{"format": "pt"}, shard); err != nil {
+		return err
+	}
+	if err := copyAux(m.Dir, dir); err != nil {
+		return err
+	}
+	for name, data := range opts.Extra {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeTensors converts every weight back to its stored dtype (or the forced one).
+func (m *Model) encodeTensors(force safetensors.DType) ([]safetensors.Tensor, error) {
+	names := m.Names()
+	if m.StoredLMHead && m.Config.TieWordEmbeddings {
+		names = append(names, "lm_head.weight")
+	}
+	out := make([]safetensors.Tensor, 0, len(names))
+	for _, name := range names {
+		src := name
+		if name == "lm_head.weight" && m.Config.TieWordEmbeddings {
+			src = "model.embed_tokens.weight"
+		}
+		w := m.Weights[src]
+		dt := force
+		if dt == "" {
+			dt = m.StoredDTypes[name]
+		}
+		if dt == "" {
+			dt = safetensors.F32
+		}
+		data, err := safetensors.EncodeFloat32(Float32Values(w), dt)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		out = append(out, safetensors.Tensor{Name: name, DType: dt, Shape: w.Shape().Dimensions, Data: data})
+	}
+	return out, nil
+}
+
+func torchDtypeName(dt safetensors.DType) string {
+	switch dt {
+	case safetensors.BF16:
+		return "bfloat16"
+	case safetensors.F16:
+		return "float16"
+	}
+	return "float32"
+}
+
+// copyAux copies tokenizer and generation files from src (if any) into dst.
+func copyAux(src, dst string) error {
+	if src == "" {
+		return nil
+	}
+	for _, name := range AuxFiles {
+		if err := copyFile(filepath.Join(src, name), filepath.Join(dst, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// replaceDir moves tmp to dir; an existing dir is moved aside first and removed only after
+// the new one is in place.
+func replaceDir(tmp, dir string) error {
+	old := ""
+	if _, err := os.Stat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("save %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return nil
+}
