@@ -1,9 +1,11 @@
+// Command shortllm prunes whole Transformer blocks from LLaMA-family models, retrains them
+// and measures what was lost (Kim et al., 2024, "Shortened LLaMA").
 package main
 
 import (
-	_ "github.com/gomlx/gomlx/backends/simplego"
-	_ "github.com/schollz/progressbar/v3"
-	_ "github.com/spf13/cobra"
+	"os"
 )
 
-func main() {}
+func main() {
+	os.Exit(execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/spf13/cobra"
+
+	"github.com/shortllm/shortllm/internal/backend"
+	"github.com/shortllm/shortllm/internal/hub"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// app carries the global flags and the I/O streams every verb writes to: results to out,
+// progress and notices to errOut.
+type app struct {
+	in          io.Reader
+	out, errOut io.Writer
+
+	backendSpec string
+	json        bool
+	quiet       bool
+
+	be backends.Backend
+}
+
+func execute(args []string, in io.Reader, out, errOut io.Writer) int {
+	a := &app{in: in, out: out, errOut: errOut}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(errOut, "shortllm: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "shortllm",
+		Short:         "Depth-prune LLaMA-family models, retrain them and measure what is lost",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.backendSpec, "backend", "", "compute backend: go, xla, xla:/abs/plugin.so (default $GOMLX_BACKEND, else go)")
+	pf.BoolVar(&a.json, "json", false, "print one JSON document instead of text")
+	pf.BoolVar(&a.quiet, "quiet", false, "no progress bars or notices")
+	root.AddCommand(
+		newVersionCmd(a),
+		newBackendsCmd(a),
+		newGenerateCmd(a),
+		newTokenizeCmd(a),
+		newDetokenizeCmd(a),
+	)
+	return root
+}
+
+// notices is where one-line notices go (nowhere with --quiet).
+func (a *app) notices() io.Writer {
+	if a.quiet {
+		return io.Discard
+	}
+	return a.errOut
+}
+
+// backend creates the compute backend once per command.
+func (a *app) backend() (backends.Backend, error) {
+	if a.be != nil {
+		return a.be, nil
+	}
+	b, err := backend.New(a.backendSpec, a.notices())
+	if err != nil {
+		return nil, err
+	}
+	a.be = b
+	return b, nil
+}
+
+// resolveModel turns --model (a directory or an HF id org/name[@rev]) into a local directory.
+func (a *app) resolveModel(ctx context.Context, ref string) (string, error) {
+	if ref == "" {
+		return "", fmt.Errorf("--model is required")
+	}
+	if st, err := os.Stat(ref); err == nil {
+		if !st.IsDir() {
+			return "", fmt.Errorf("model %s: not a directory", ref)
+		}
+		return ref, nil
+	}
+	if !hub.IsHubID(ref) {
+		return "", fmt.Errorf("model %s: no such directory", ref)
+	}
+	opts := hub.OptionsFromEnv()
+	if !a.quiet {
+		opts.Progress = a.errOut
+	}
+	return hub.Resolve(ctx, ref, opts)
+}
+
+// printJSON writes v as one line of JSON to out (easy to pipe into jq or to parse line-wise).
+func (a *app) printJSON(v any) error {
+	return json.NewEncoder(a.out).Encode(v)
+}
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the shortllm version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.json {
+				return a.printJSON(map[string]string{"version": version})
+			}
+			_, err := fmt.Fprintf(a.out, "shortllm %s\n", version)
+			return err
+		},
+	}
+}
+
+func newBackendsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "backends",
+		Short: "List compiled backends and the PJRT plugins found",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := backend.Describe()
+			if a.json {
+				return a.printJSON(info)
+			}
+			fmt.Fprintf(a.out, "compiled backends: %s\n", strings.Join(info.Compiled, ", "))
+			fmt.Fprintf(a.out, "xla compiled in:   %v\n", info.XLA)
+			if len(info.Plugins) == 0 {
+				fmt.Fprintln(a.out, "PJRT plugins:      none found (set PJRT_PLUGIN_LIBRARY_PATH or GOMLX_BACKEND=xla:/abs/plugin.so)")
+			} else {
+				fmt.Fprintf(a.out, "PJRT plugins:      %s\n", strings.Join(info.Plugins, ", "))
+			}
+			return nil
+		},
+	}
+}

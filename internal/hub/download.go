@@ -1,0 +1,332 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	maxAttempts = 5
+	maxAPIBody  = 32 << 20
+)
+
+// client talks to the Hub for one repository.
+type client struct {
+	opts Options
+	ref  repoRef
+}
+
+// retryable marks failures worth another attempt: dropped connections, 5xx, 429.
+type retryable struct{ err error }
+
+func (r *retryable) Error() string { return r.err.Error() }
+func (r *retryable) Unwrap() error { return r.err }
+
+func (c *client) errorf(format string, args ...any) error {
+	return fmt.Errorf("hub %s: "+format, append([]any{c.ref}, args...)...)
+}
+
+// revisionInfo asks the API which commit the revision is and which files it has.
+func (c *client) revisionInfo(ctx context.Context) (commit string, files []string, err error) {
+	u := c.opts.Endpoint + "/api/models/" + c.ref.org + "/" + c.ref.name + "/revision/" + url.PathEscape(c.ref.revision)
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		resp, err = c.get(ctx, u, 0, "revision info")
+		if err == nil || !shouldRetry(ctx, err, attempt) {
+			break
+		}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	var info struct {
+		SHA      string `json:"sha"`
+		Siblings []struct {
+			RFilename string `json:"rfilename"`
+		} `json:"siblings"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAPIBody)).Decode(&info); err != nil {
+		return "", nil, c.errorf("revision info: bad JSON from %s: %v", c.opts.Endpoint, err)
+	}
+	if !isCommit(info.SHA) {
+		return "", nil, c.errorf("revision info: %q is not a commit hash", info.SHA)
+	}
+	for _, s := range info.Siblings {
+		files = append(files, s.RFilename)
+	}
+	return info.SHA, files, nil
+}
+
+// get sends an authenticated GET, asking for bytes from offset on when offset > 0.
+// Any status but 200/206/416 becomes an error naming what was being fetched.
+func (c *client) get(ctx context.Context, u string, offset int64, what string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, c.errorf("%s: %v", what, err)
+	}
+	req.Header.Set("User-Agent", "shortllm")
+	if c.opts.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	resp, err := c.opts.HTTPClient.Do(req)
+	if err != nil {
+		return nil, &retryable{c.errorf("%s: %v", what, err)}
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+		return resp, nil
+	}
+	resp.Body.Close()
+	return nil, c.statusError(what, resp)
+}
+
+func (c *client) statusError(what string, resp *http.Response) error {
+	msg := fmt.Sprintf("%s: HTTP %d", what, resp.StatusCode)
+	if em := resp.Header.Get("X-Error-Message"); em != "" {
+		msg += " (" + oneLine(em) + ")"
+	}
+	code := resp.StatusCode
+	switch {
+	case resp.Header.Get("X-Error-Code") == "RepoNotFound" && c.opts.Token == "":
+		// The Hub answers 401 for private repositories too, so both are possible.
+		return c.errorf("%s: %w (or private: set HF_TOKEN to a token with access)", msg, ErrNotFound)
+	case code == http.StatusNotFound || strings.HasSuffix(resp.Header.Get("X-Error-Code"), "NotFound"):
+		return c.errorf("%s: %w", msg, ErrNotFound)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		hint := "set HF_TOKEN to a token with access to this repository (gated models also need their licence accepted)"
+		if c.opts.Token != "" {
+			hint = "the token in HF_TOKEN was rejected or lacks access to this repository"
+		}
+		return c.errorf("%s: %w; %s", msg, ErrUnauthorized, hint)
+	case code == http.StatusTooManyRequests || code >= 500:
+		return &retryable{c.errorf("%s %s", msg, http.StatusText(code))}
+	}
+	return c.errorf("%s %s", msg, http.StatusText(code))
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// shouldRetry waits before the next attempt when err is transient.
+func shouldRetry(ctx context.Context, err error, attempt int) bool {
+	var r *retryable
+	if !errors.As(err, &r) || attempt >= maxAttempts {
+		return false
+	}
+	// The first retry is immediate: a dropped connection is the common case.
+	t := time.NewTimer(time.Duration(attempt-1) * time.Second)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// fetch makes sure snapshots/<commit>/<file> exists, downloading its blob if needed.
+func (c *client) fetch(ctx context.Context, cache repoCache, commit, file string) error {
+	if exists(filepath.Join(cache.snapshot(commit), file)) {
+		return nil
+	}
+	if err := os.MkdirAll(cache.blobDir(), 0o755); err != nil {
+		return c.errorf("%v", err)
+	}
+	blob, err := c.downloadBlob(ctx, cache, commit, file)
+	if err != nil {
+		return err
+	}
+	if err := cache.link(commit, file, blob); err != nil {
+		return c.errorf("%v", err)
+	}
+	return nil
+}
+
+// downloadBlob downloads one file into blobs/ and returns the blob's name. The
+// partial file is keyed by commit and file name, which pin its content, so an
+// interrupted download (this run or an earlier one) resumes where it stopped.
+func (c *client) downloadBlob(ctx context.Context, cache repoCache, commit, file string) (string, error) {
+	key := sha256.Sum256([]byte(commit + "/" + file))
+	partial := filepath.Join(cache.blobDir(), hex.EncodeToString(key[:])+".incomplete")
+	u := c.opts.Endpoint + "/" + c.ref.org + "/" + c.ref.name + "/resolve/" + commit + "/" + url.PathEscape(file)
+	for attempt := 1; ; attempt++ {
+		etag, err := c.fetchOnce(ctx, u, partial, file)
+		if err == nil {
+			return c.finishBlob(cache, partial, etag)
+		}
+		if !shouldRetry(ctx, err, attempt) {
+			return "", err
+		}
+	}
+}
+
+// fetchOnce appends the rest of the file to partial and returns its ETag.
+func (c *client) fetchOnce(ctx context.Context, u, partial, file string) (string, error) {
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", c.errorf("%s: %v", file, err)
+	}
+	defer f.Close()
+	off, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", c.errorf("%s: %v", file, err)
+	}
+	resp, err := c.get(ctx, u, off, file)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	off, done, err := c.startOffset(resp, f, off, file)
+	if err != nil || done {
+		return etagOf(resp), err
+	}
+	c.progress(file, off, resp)
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		return "", &retryable{c.errorf("%s: download interrupted after %s: %v", file, sizeOf(f), err)}
+	}
+	if err := f.Sync(); err != nil {
+		return "", c.errorf("%s: %v", file, err)
+	}
+	return etagOf(resp), nil
+}
+
+// startOffset checks how the server answered a (possibly ranged) request and
+// returns where its body starts in the file; done means the file was complete.
+func (c *client) startOffset(resp *http.Response, f *os.File, off int64, file string) (int64, bool, error) {
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		if strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(off, 10)+"-") {
+			return off, false, nil
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		// An earlier run may have died between the last byte and the rename.
+		if resp.Header.Get("Content-Range") == "bytes */"+strconv.FormatInt(off, 10) {
+			return off, true, nil
+		}
+	case http.StatusOK:
+		if off == 0 {
+			return 0, false, nil
+		}
+	}
+	// The server ignored or refused the range: start over.
+	if err := f.Truncate(0); err != nil {
+		return 0, false, c.errorf("%s: %v", file, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, false, c.errorf("%s: %v", file, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return 0, false, nil
+	}
+	return 0, false, &retryable{c.errorf("%s: unexpected HTTP %d to a range request", file, resp.StatusCode)}
+}
+
+func sizeOf(f *os.File) string {
+	st, err := f.Stat()
+	if err != nil {
+		return "an unknown number of bytes"
+	}
+	return strconv.FormatInt(st.Size(), 10) + " bytes"
+}
+
+func (c *client) progress(file string, off int64, resp *http.Response) {
+	if c.opts.Progress == nil {
+		return
+	}
+	total := "unknown size"
+	if resp.ContentLength >= 0 {
+		total = fmt.Sprintf("%.1f MB", float64(off+resp.ContentLength)/1e6)
+	}
+	if off > 0 {
+		fmt.Fprintf(c.opts.Progress, "hub: resuming %s %s at %.1f MB (%s)\n", c.ref, file, float64(off)/1e6, total)
+		return
+	}
+	fmt.Fprintf(c.opts.Progress, "hub: downloading %s %s (%s)\n", c.ref, file, total)
+}
+
+// etagOf prefers X-Linked-Etag (the sha256 the Hub sends for LFS files on the
+// redirect) over ETag, like huggingface_hub, so blob names match its cache.
+func etagOf(resp *http.Response) string {
+	for r := resp; r != nil; r = prevResponse(r) {
+		if v := cleanETag(r.Header.Get("X-Linked-Etag")); v != "" {
+			return v
+		}
+	}
+	for r := resp; r != nil; r = prevResponse(r) {
+		if v := cleanETag(r.Header.Get("ETag")); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func prevResponse(r *http.Response) *http.Response {
+	if r.Request == nil {
+		return nil
+	}
+	return r.Request.Response
+}
+
+// cleanETag strips W/ and quotes and rejects anything unusable as a file name.
+func cleanETag(v string) string {
+	v = strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`)
+	if v == "" || len(v) > 128 || v == "." || v == ".." {
+		return ""
+	}
+	for _, c := range v {
+		if !isAlnum(c) && c != '-' && c != '_' && c != '.' {
+			return ""
+		}
+	}
+	return v
+}
+
+// finishBlob renames the completed download to its blob name: the ETag, or the
+// content's sha256 when the server sent none.
+func (c *client) finishBlob(cache repoCache, partial, etag string) (string, error) {
+	if etag == "" {
+		sum, err := sha256File(partial)
+		if err != nil {
+			return "", c.errorf("%v", err)
+		}
+		etag = sum
+	}
+	if err := os.Rename(partial, filepath.Join(cache.blobDir(), etag)); err != nil {
+		return "", c.errorf("%v", err)
+	}
+	return etag, nil
+}
+
+func sha256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
