@@ -11,7 +11,10 @@
 // Perplexity: [BuildStream] reads a data file into one token stream,
 // [Chunks] cuts it into fixed windows (BOS "once", "every" or "none"), and
 // [Perplexity] returns exp(mean NLL) over every predicted token.
-// [EvalPerplexity] does all three and records provenance.
+// [EvalPerplexity] does all three and records provenance. The perplexity
+// goldens treat special-token text such as PTB's "<unk>" as plain characters
+// (SentencePiece semantics); a tokenizer that implements [PlainEncoder] gets
+// them encoded that way.
 //
 // Zero-shot: [LoadTask] parses one task's JSONL file (Hugging Face dataset
 // layout) into lm-eval's contexts and continuations, [BuildRequests] applies

@@ -109,7 +109,7 @@ func (c *client) statusError(what string, resp *http.Response) error {
 	case code == http.StatusNotFound || strings.HasSuffix(resp.Header.Get("X-Error-Code"), "NotFound"):
 		return c.errorf("%s: %w", msg, ErrNotFound)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		hint := "set HF_TOKEN to a token with access to this repository (gated models also need their licence accepted)"
+		hint := "set HF_TOKEN to a token with access to this repository (gated models also need their license accepted)"
 		if c.opts.Token != "" {
 			hint = "the token in HF_TOKEN was rejected or lacks access to this repository"
 		}

@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -159,9 +159,10 @@ func TestResumeInterruptedDownload(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkSnapshot(t, dir, files)
-			want := "bytes=" + strconv.Itoa(len(files["model.safetensors"])/2) + "-"
-			if !hasRange(h.requests(), "model.safetensors", want) {
-				t.Errorf("no resumed request with Range %q: %+v", want, h.requests())
+			// The server sent half the file before dropping the connection; the
+			// client resumes from however much of it arrived.
+			if !resumed(h.requests(), "model.safetensors", len(files["model.safetensors"])/2) {
+				t.Errorf("no resumed Range request: %+v", h.requests())
 			}
 		})
 	}
@@ -185,6 +186,19 @@ func TestResumeFromEarlierRun(t *testing.T) {
 	if !hasRange(h.requests(), "model.safetensors", "bytes=1234-") {
 		t.Errorf("did not resume at 1234: %+v", h.requests())
 	}
+}
+
+func resumed(reqs []recorded, file string, max int) bool {
+	for _, r := range reqs {
+		var from int
+		if strings.HasSuffix(r.path, "/"+file) && r.rangeHdr != "" {
+			n, err := fmt.Sscanf(r.rangeHdr, "bytes=%d-", &from)
+			if n == 1 && err == nil && from > 0 && from <= max {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasRange(reqs []recorded, file, want string) bool {

@@ -25,7 +25,7 @@ const (
 const maxIndexSize = 64 << 20
 
 // Checkpoint is a model directory holding model.safetensors or shards listed in
-// model.safetensors.index.json.
+// model.safetensors.index.json. Like File, it is safe for concurrent reads.
 type Checkpoint struct {
 	dir     string
 	files   []*File

@@ -64,7 +64,10 @@ func newError(path string, kind error, format string, args ...any) *Error {
 // errors.Is still sees the cause.
 func causeError(path string, kind, cause error, format string, args ...any) *Error {
 	e := newError(path, kind, format, args...)
-	e.Detail += ": " + causeText(cause)
+	if e.Detail != "" {
+		e.Detail += ": "
+	}
+	e.Detail += causeText(cause)
 	e.Err = cause
 	return e
 }

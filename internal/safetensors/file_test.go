@@ -251,3 +251,36 @@ func BenchmarkReadFloat32BF16(b *testing.B) {
 		}
 	}
 }
+
+func TestConcurrentReads(t *testing.T) {
+	c, err := OpenCheckpoint(filepath.Dir(testutil.SharedDir(t, "models", "rand-gqa-llama3", "model.safetensors")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := map[string][]float32{}
+	for _, n := range c.Names() {
+		want[n], _ = c.ReadFloat32(n)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for _, n := range c.Names() {
+				got, err := c.ReadFloat32(n)
+				if err == nil && !bitsEqual(got, want[n]) {
+					err = errors.New(n + " differs")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -70,8 +70,8 @@ func parseHeader(buf []byte, dataLen int64) (*header, *Error) {
 	if _, err := dec.Token(); err != nil { // closing brace
 		return nil, causeError("", ErrHeader, err, "bad JSON")
 	}
-	if tok, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, newError("", ErrHeader, "unexpected data after the header object (%v)", tok)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, newError("", ErrHeader, "unexpected data after the header object")
 	}
 	if err := checkOverlaps(h.tensors); err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func (h *header) parseEntry(dec *json.Decoder, seen map[string]bool, dataLen int
 	}
 	var raw rawTensor
 	if err := dec.Decode(&raw); err != nil {
-		return causeError("", ErrHeader, err, "tensor %q", name)
+		return causeError("", ErrHeader, err, "tensor %q: bad JSON", name)
 	}
 	t, e := checkTensor(name, raw, dataLen)
 	if e != nil {
@@ -129,7 +129,10 @@ func checkTensor(name string, raw rawTensor, dataLen int64) (TensorInfo, *Error)
 		return t, newError("", ErrOffsets, "tensor %q: data_offsets has %d values, want 2", name, len(off))
 	}
 	t.Begin, t.End = off[0], off[1]
-	if t.Begin < 0 || t.Begin > t.End || t.End > dataLen {
+	if t.Begin > t.End {
+		return t, newError("", ErrOffsets, "tensor %q: data offsets [%d,%d) end before they begin", name, t.Begin, t.End)
+	}
+	if t.Begin < 0 || t.End > dataLen {
 		return t, newError("", ErrOffsets, "tensor %q: data offsets [%d,%d) outside the %d-byte data section", name, t.Begin, t.End, dataLen)
 	}
 	if t.End-t.Begin != size {

@@ -12,7 +12,8 @@ import (
 	"unsafe"
 )
 
-// File is an open safetensors file whose header has been fully validated.
+// File is an open safetensors file whose header has been fully validated. Its
+// methods are safe for concurrent use: reads go through ReadAt and share no buffer.
 type File struct {
 	path      string
 	r         io.ReaderAt
@@ -50,9 +51,9 @@ func Open(path string) (*File, error) {
 
 func openError(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return causeError(path, ErrMissing, err, "cannot open")
+		return causeError(path, ErrMissing, err, "")
 	}
-	return causeError(path, nil, err, "cannot open")
+	return causeError(path, nil, err, "")
 }
 
 // newFile parses the header of a safetensors image of the given size read through r.

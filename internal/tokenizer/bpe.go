@@ -11,11 +11,11 @@ type symbol struct {
 
 // candidate is a queued merge of the symbol at left with its right neighbour.
 type candidate struct {
-	prio       float64 // lower merges first
-	left       int32
-	leftEnd    int32
-	rightEnd   int32
-	mergedID   int32
+	prio     float64 // lower merges first
+	left     int32
+	leftEnd  int32
+	rightEnd int32
+	mergedID int32
 }
 
 func (a candidate) before(b candidate) bool {

@@ -66,7 +66,7 @@ func FuzzEncodeDecode(f *testing.F) {
 		f.Add(s)
 	}
 	stories := load(f, LoadSentencePiece, "models", "stories260K", "tokenizer.model")
-	storiesHF := load(f, LoadHF, testutil.SharedDir(f, "models", "stories260K", "tokenizer.json"))
+	storiesHF := load(f, LoadHF, "models", "stories260K", "tokenizer.json")
 	llama3 := load(f, Load, "tokenizers", "llama3")
 	f.Fuzz(func(t *testing.T, s string) {
 		if !utf8.ValidString(s) {

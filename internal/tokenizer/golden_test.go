@@ -150,3 +150,30 @@ func TestGoldenLlama3(t *testing.T) {
 	lines := readGolden(t, "llama3")
 	checkGolden(t, load(t, Load, "tokenizers", "llama3"), lines, false)
 }
+
+// TestEncodePlain_MatchesSentencePiece: the tokenizer.json loader in plain mode reads text the
+// way SentencePiece does ("<unk>" and "<s>" are characters), on every golden line.
+func TestEncodePlain_MatchesSentencePiece(t *testing.T) {
+	for _, c := range []struct{ golden, dir string }{
+		{"stories260K", "models/stories260K"},
+		{"llama2", "tokenizers/llama2"},
+	} {
+		t.Run(c.golden, func(t *testing.T) {
+			hf := load(t, LoadHF, append(strings.Split(c.dir, "/"), "tokenizer.json")...)
+			sp := load(t, LoadSentencePiece, append(strings.Split(c.dir, "/"), "tokenizer.model")...)
+			special := 0
+			for _, g := range readGolden(t, c.golden) {
+				if mentionsSpecialText(g) {
+					special++
+				}
+				got, want := hf.EncodePlain(g.Text), sp.Encode(g.Text, false)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%q: EncodePlain %v, SentencePiece %v", g.Text, got, want)
+				}
+			}
+			if special == 0 {
+				t.Errorf("no golden line mentions special-token text; the test proves nothing")
+			}
+		})
+	}
+}

@@ -94,7 +94,7 @@ func parseHF(buf []byte) (*Tokenizer, error) {
 	if isNull(f.Model) {
 		return nil, errors.New("no model")
 	}
-	t := &Tokenizer{kind: KindHFBPE, bos: -1, eos: -1, pad: -1}
+	t := &Tokenizer{kind: KindHFBPE, cache: &wordCache{}, bos: -1, eos: -1, pad: -1}
 	model, err := parseHFModel(t, f.Model)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
@@ -210,7 +210,7 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 func (t *Tokenizer) addAddedTokens(toks []addedToken) error {
 	var raw []addedToken
 	for _, a := range toks {
-		if a.ID < 0 || a.ID >= 1<<26 {
+		if a.ID < 0 || a.ID >= maxTokenID {
 			return fmt.Errorf("token %q has invalid id %d", a.Content, a.ID)
 		}
 		for a.ID >= len(t.tokens) {

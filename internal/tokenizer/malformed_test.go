@@ -82,13 +82,13 @@ func TestTinySentencePiece(t *testing.T) {
 func TestMalformedSentencePiece(t *testing.T) {
 	good := tinySPModel()
 	cases := map[string][]byte{
-		"truncated protobuf":                   good[:len(good)-3],
-		"exceeds":                              {0x0a, 0xff, 0xff, 0x03, 0x01},
-		"unsupported model type 1":             tinySPModelOfType(spModelUnigram),
-		"no pieces":                            pbField(2, []byte{3 << 3, spModelBPE}),
-		"unsupported wire type":                {9<<3 | 3},
-		"invalid field number":                 {0x00},
-		"varint overflows":                     {9 << 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"truncated protobuf":                  good[:len(good)-3],
+		"exceeds":                             {0x0a, 0xff, 0xff, 0x03, 0x01},
+		"unsupported model type 1":            tinySPModelOfType(spModelUnigram),
+		"no pieces":                           pbField(2, []byte{3 << 3, spModelBPE}),
+		"unsupported wire type":               {9<<3 | 3},
+		"invalid field number":                {0x00},
+		"varint overflows":                    {9 << 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 		"unsupported normalization rule \"nf": append(append([]byte{}, good...), pbField(3, pbField(1, []byte("nfkc")))...),
 	}
 	for what, data := range cases {
@@ -117,21 +117,21 @@ func TestHFMergeForms(t *testing.T) {
 
 func TestMalformedHF(t *testing.T) {
 	cases := map[string]string{
-		"invalid JSON":                   `{"model": `,
-		"no model":                       `{}`,
+		"invalid JSON":                  `{"model": `,
+		"no model":                      `{}`,
 		"unsupported model type \"Unig": `{"model":{"type":"Unigram","vocab":[["a",0]]}}`,
-		"missing from the vocab":         strings.Replace(tinyHF, "MERGES", `["a z"]`, 1),
-		"not two tokens":                 strings.Replace(tinyHF, "MERGES", `["a b c"]`, 1),
-		"neither":                        strings.Replace(tinyHF, "MERGES", `[1]`, 1),
-		"unsupported pre-tokenizer":      strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"pre_tokenizer":null`, `"pre_tokenizer":{"type":"Nope"}`, 1),
-		"unsupported normalizer":         strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"normalizer":null`, `"normalizer":{"type":"Precompiled"}`, 1),
-		"unsupported decoder":            strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"decoder":null`, `"decoder":{"type":"WordPiece"}`, 1),
-		"regex":                          strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"pre_tokenizer":null`, `"pre_tokenizer":{"type":"Split","pattern":{"Regex":"("},"behavior":"Isolated"}`, 1),
-		"unknown behavior":               strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"pre_tokenizer":null`, `"pre_tokenizer":{"type":"Split","pattern":{"String":"x"},"behavior":"Sideways"}`, 1),
-		"negative id":                    `{"model":{"type":"BPE","vocab":{"a":-1},"merges":[]}}`,
-		"empty vocabulary":               `{"model":{"type":"BPE","vocab":{},"merges":[]}}`,
-		"unk_token":                      `{"model":{"type":"BPE","unk_token":"<u>","vocab":{"a":0},"merges":[]}}`,
-		"not in special_tokens":          strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"post_processor":null`, `"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>"}}]}`, 1),
+		"missing from the vocab":        strings.Replace(tinyHF, "MERGES", `["a z"]`, 1),
+		"not two tokens":                strings.Replace(tinyHF, "MERGES", `["a b c"]`, 1),
+		"neither":                       strings.Replace(tinyHF, "MERGES", `[1]`, 1),
+		"unsupported pre-tokenizer":     strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"pre_tokenizer":null`, `"pre_tokenizer":{"type":"Nope"}`, 1),
+		"unsupported normalizer":        strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"normalizer":null`, `"normalizer":{"type":"Precompiled"}`, 1),
+		"unsupported decoder":           strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"decoder":null`, `"decoder":{"type":"WordPiece"}`, 1),
+		"regex":                         strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"pre_tokenizer":null`, `"pre_tokenizer":{"type":"Split","pattern":{"Regex":"("},"behavior":"Isolated"}`, 1),
+		"unknown behavior":              strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"pre_tokenizer":null`, `"pre_tokenizer":{"type":"Split","pattern":{"String":"x"},"behavior":"Sideways"}`, 1),
+		"negative id":                   `{"model":{"type":"BPE","vocab":{"a":-1},"merges":[]}}`,
+		"empty vocabulary":              `{"model":{"type":"BPE","vocab":{},"merges":[]}}`,
+		"unk_token":                     `{"model":{"type":"BPE","unk_token":"<u>","vocab":{"a":0},"merges":[]}}`,
+		"not in special_tokens":         strings.Replace(strings.Replace(tinyHF, "MERGES", `[]`, 1), `"post_processor":null`, `"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>"}}]}`, 1),
 	}
 	for what, data := range cases {
 		p := writeFile(t, "tokenizer.json", []byte(data))

@@ -21,7 +21,7 @@ type spEncoder struct {
 }
 
 func newSPTokenizer(m *spModel) *Tokenizer {
-	t := &Tokenizer{kind: KindSentencePiece, bos: m.bosID, eos: m.eosID, pad: m.padID}
+	t := &Tokenizer{kind: KindSentencePiece, cache: &wordCache{}, bos: m.bosID, eos: m.eosID, pad: m.padID}
 	vocab := make(map[string]int, len(m.pieces))
 	enc := &spEncoder{pieces: make(map[string]int, len(m.pieces)), scores: make([]float32, len(m.pieces)),
 		userDefined: map[string]int{}, byteFallbk: m.byteFallback, unk: m.unkID}

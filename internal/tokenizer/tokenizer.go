@@ -48,7 +48,7 @@ type Tokenizer struct {
 	suffix    []int
 	bos, eos  int
 	pad       int
-	cache     wordCache
+	cache     *wordCache
 	// splitAtSpace: no token has "▁" after another character, so no merge crosses the
 	// start of a "▁" run and words can be cut there. This turns a whole SentencePiece
 	// text into cacheable words.
@@ -124,7 +124,7 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 			ids = append(ids, seg.id)
 			continue
 		}
-		ids = t.encodeSegment(seg.text, seg.start == 0, ids)
+		ids = t.encodeSegment(seg.text, seg.start == 0, true, ids)
 	}
 	if addSpecial {
 		ids = append(ids, t.suffix...)
@@ -132,11 +132,22 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 	return ids
 }
 
-func (t *Tokenizer) encodeSegment(text string, first bool, ids []int) []int {
+// EncodePlain encodes text as plain characters: no BOS/EOS and no matching of special or
+// added tokens, so "<unk>" in a corpus is five characters, as SentencePiece reads it. Corpus
+// perplexity (Penn Treebank is full of "<unk>") follows this rule; prompts use Encode.
+func (t *Tokenizer) EncodePlain(text string) []int {
+	return t.encodeSegment(text, true, false, make([]int, 0, len(text)/3+1))
+}
+
+func (t *Tokenizer) encodeSegment(text string, first, matchAdded bool, ids []int) []int {
 	if t.normalize != nil {
 		text = t.normalize(text)
 	}
-	for _, seg := range t.addedNorm.split(text) {
+	segs := []segment{{text: text, id: -1}}
+	if matchAdded {
+		segs = t.addedNorm.split(text)
+	}
+	for _, seg := range segs {
 		if seg.id >= 0 {
 			ids = append(ids, seg.id)
 			continue
@@ -220,8 +231,13 @@ func (t *Tokenizer) TokenToID(tok string) (int, bool) {
 
 // IDToToken returns the vocabulary text of id.
 func (t *Tokenizer) IDToToken(id int) (string, bool) {
-	if id < 0 || id >= len(t.tokens) || (t.tokens[id] == "" && t.vocab[""] != id) {
+	if id < 0 || id >= len(t.tokens) {
 		return "", false
+	}
+	if t.tokens[id] == "" { // a gap in the ids, unless "" really is a token
+		if v, ok := t.vocab[""]; !ok || v != id {
+			return "", false
+		}
 	}
 	return t.tokens[id], true
 }
@@ -250,7 +266,7 @@ func (t *Tokenizer) setTokens(vocab map[string]int) error {
 		}
 		maxID = max(maxID, id)
 	}
-	if maxID >= 1<<26 {
+	if maxID >= maxTokenID {
 		return fmt.Errorf("token id %d is implausibly large", maxID)
 	}
 	t.vocab = vocab
@@ -263,3 +279,7 @@ func (t *Tokenizer) setTokens(vocab map[string]int) error {
 }
 
 var errNoVocab = errors.New("empty vocabulary")
+
+// maxTokenID bounds ids read from files, so a corrupt id cannot make the id tables
+// allocate gigabytes; real vocabularies are far below it.
+const maxTokenID = 1 << 22

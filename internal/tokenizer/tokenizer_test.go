@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,9 +79,9 @@ func TestLoadPrefersTokenizerJSON(t *testing.T) {
 }
 
 // TestLongInputLinear guards against quadratic merging: SentencePiece and HF without a
-// pre-tokenizer see the whole text as one word.
+// pre-tokenizer see a text without spaces as one word.
 func TestLongInputLinear(t *testing.T) {
-	text := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 4000) // 180 KB
+	text := strings.Repeat("Thequickbrownfox,jumpsoverthelazydog.", 5000) // 185 KB, one word
 	for _, tok := range []*Tokenizer{
 		load(t, LoadSentencePiece, "tokenizers", "llama2", "tokenizer.model"),
 		load(t, Load, "tokenizers", "llama2"),
@@ -92,6 +93,27 @@ func TestLongInputLinear(t *testing.T) {
 		}
 		if got := tok.Decode(ids); got != text {
 			t.Errorf("%s: long round trip differs", tok.Kind())
+		}
+	}
+}
+
+// TestSplitAtSpaceIsExact checks that cutting words before "▁" runs, an optimisation,
+// gives the same ids as merging the whole text at once.
+func TestSplitAtSpaceIsExact(t *testing.T) {
+	text := "  Hello,  world!\n\tIt's   ▁▁ 12345 é😀 the end  "
+	for _, tok := range []*Tokenizer{
+		load(t, LoadSentencePiece, "tokenizers", "llama2", "tokenizer.model"),
+		load(t, Load, "tokenizers", "llama2"),
+		load(t, Load, "models", "stories260K"),
+	} {
+		if !tok.splitAtSpace {
+			t.Fatalf("%s: expected splitAtSpace", tok.Kind())
+		}
+		whole := *tok
+		whole.splitAtSpace = false
+		whole.cache = &wordCache{}
+		if got, want := tok.Encode(text, true), whole.Encode(text, true); !slices.Equal(got, want) {
+			t.Errorf("%s: split %v, whole %v", tok.Kind(), got, want)
 		}
 	}
 }
@@ -179,4 +201,20 @@ func equalSpans(a, b [][2]int) bool {
 		}
 	}
 	return true
+}
+
+// TestConcurrentEncode shares one tokenizer (and its word cache) between goroutines;
+// run with -race.
+func TestConcurrentEncode(t *testing.T) {
+	tok := load(t, Load, "models", "stories260K")
+	want := tok.Encode("Once upon a time, there was a little girl.", true)
+	done := make(chan []int)
+	for range 4 {
+		go func() { done <- tok.Encode("Once upon a time, there was a little girl.", true) }()
+	}
+	for range 4 {
+		if got := <-done; !slices.Equal(got, want) {
+			t.Errorf("concurrent Encode = %v, want %v", got, want)
+		}
+	}
 }
