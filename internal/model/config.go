@@ -2,6 +2,8 @@ package model
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -359,4 +361,15 @@ func (c *Config) ExtraKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Hash identifies the architecture a result was computed on: sha256 of the saved config.json
+// form. Scores or adapters from a different model (or a pruned copy) have a different hash.
+func (c *Config) Hash() string {
+	b, err := c.MarshalJSON()
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
