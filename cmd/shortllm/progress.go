@@ -2,15 +2,17 @@ package main
 
 import (
 	"io"
+	"os"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
-// progress returns a progress bar on stderr (silent with --quiet or --json runs that
-// are piped: the bar only writes to errOut, never to the result stream).
+// progress returns a progress bar on stderr. It draws only when stderr is a terminal and
+// --quiet is off: redrawn bars in CI logs or captured files are noise.
 func (a *app) progress(total int, desc string) *progressbar.ProgressBar {
 	w := a.errOut
-	if a.quiet {
+	if a.quiet || !isTerminal(w) {
 		w = io.Discard
 	}
 	return progressbar.NewOptions(total,
@@ -22,4 +24,9 @@ func (a *app) progress(total int, desc string) *progressbar.ProgressBar {
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionThrottle(100_000_000),
 	)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

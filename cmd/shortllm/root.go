@@ -66,6 +66,11 @@ func newRootCmd(a *app) *cobra.Command {
 		newGenerateCmd(a),
 		newTokenizeCmd(a),
 		newDetokenizeCmd(a),
+		newEvalCmd(a),
+		newPruneCmd(a),
+		newInspectCmd(a),
+		newRetrainCmd(a),
+		newMergeCmd(a),
 	)
 	return root
 }

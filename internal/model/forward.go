@@ -189,9 +189,11 @@ func attention(cfg *Config, p Params, i int, x *Node, in blockInputs) *Node {
 	qg := Reshape(q, B, T, Hkv, G, Dh)
 	scores := DotGeneral(qg, []int{4}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, Hkv, T, G, S]
 	scores = MulScalar(upcast(scores), 1/math.Sqrt(float64(Dh)))
+	// Causal mask as an additive bias [1, 1, T, 1, S] (0 or −1e30): broadcasting a bias is
+	// cheaper than materialising a boolean mask of the scores' full shape for Where.
 	allowed := LessOrEqual(InsertAxes(keyPos, 0), InsertAxes(in.pos, -1)) // [T, S]: key pos ≤ query pos
-	allowed = BroadcastToDims(Reshape(allowed, 1, 1, T, 1, S), B, Hkv, T, G, S)
-	scores = Where(allowed, scores, BroadcastToDims(Scalar(x.Graph(), scores.DType(), -1e30), B, Hkv, T, G, S))
+	bias := Where(allowed, ScalarZero(x.Graph(), scores.DType()), Scalar(x.Graph(), scores.DType(), -1e30))
+	scores = Add(scores, Reshape(bias, 1, 1, T, 1, S))
 	probs := ConvertDType(Softmax(scores, -1), v.DType())
 	out := DotGeneral(probs, []int{4}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, Hkv, T, G, Dh]
 	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3, 4), B, T, H*Dh)

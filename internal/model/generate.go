@@ -42,7 +42,7 @@ func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error
 	if S > cfg.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("generate: prompt (%d) + new tokens (%d) exceed max_position_embeddings (%d)", P, opts.MaxNewTokens, cfg.MaxPositionEmbeddings)
 	}
-	if err := r.checkIDs(prompts); err != nil {
+	if err := r.checkIDs(prompts, 0); err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
 	B := len(prompts)

@@ -111,12 +111,13 @@ func IDsTensor(rows [][]int) (*tensors.Tensor, error) {
 	return tensors.FromFlatDataAndDimensions(flat, len(rows), T), nil
 }
 
-// checkIDs rejects ids outside the vocabulary and sequences beyond the context window.
-func (r *Runner) checkIDs(rows [][]int) error {
+// checkIDs rejects ids outside the vocabulary and inputs beyond the context window. targets
+// is 1 when each row's last token is only a prediction target (Score), 0 otherwise.
+func (r *Runner) checkIDs(rows [][]int, targets int) error {
 	cfg := r.Model.Config
 	for i, row := range rows {
-		if len(row) > cfg.MaxPositionEmbeddings {
-			return fmt.Errorf("sequence %d has %d tokens, more than max_position_embeddings (%d)", i, len(row), cfg.MaxPositionEmbeddings)
+		if n := len(row) - targets; n > cfg.MaxPositionEmbeddings {
+			return fmt.Errorf("sequence %d has %d input tokens, more than max_position_embeddings (%d)", i, n, cfg.MaxPositionEmbeddings)
 		}
 		for _, id := range row {
 			if id < 0 || id >= cfg.VocabSize {
@@ -129,7 +130,7 @@ func (r *Runner) checkIDs(rows [][]int) error {
 
 // Logits runs equal-length rows [B][T] and returns float32 logits [B, T, V] flattened.
 func (r *Runner) Logits(rows [][]int, skip []int) ([]float32, error) {
-	if err := r.checkIDs(rows); err != nil {
+	if err := r.checkIDs(rows, 0); err != nil {
 		return nil, err
 	}
 	ids, err := IDsTensor(rows)
@@ -156,7 +157,7 @@ type Scores struct {
 // Score scores sequences of any lengths (≥ 2). Rows are right-padded to a common length:
 // causal attention never lets a real token see the padding after it, so padding changes nothing.
 func (r *Runner) Score(seqs [][]int, skip []int) ([]Scores, error) {
-	if err := r.checkIDs(seqs); err != nil {
+	if err := r.checkIDs(seqs, 1); err != nil {
 		return nil, err
 	}
 	maxT := 0

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shortllm/shortllm/internal/eval"
+)
+
+func newEvalCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Evaluate a model: perplexity, zero-shot accuracy, generation speed",
+	}
+	cmd.AddCommand(newEvalPPLCmd(a), newEvalZeroShotCmd(a), newEvalSpeedCmd(a))
+	return cmd
+}
+
+type evalPPLOptions struct {
+	model, data, dataset, bos string
+	wikitext2, ptb            string
+	seqLen, maxChunks, batch  int
+	skip                      string
+	out                       string
+}
+
+func newEvalPPLCmd(a *app) *cobra.Command {
+	o := &evalPPLOptions{}
+	cmd := &cobra.Command{
+		Use:   "ppl --model DIR (--data FILE [--dataset wikitext2|ptb|text] | --wikitext2 FILE --ptb FILE)",
+		Short: "Perplexity with the Shortened LLaMA protocol (non-overlapping chunks, BOS once or every chunk)",
+		Example: `  shortllm eval ppl --model ../shared/models/deep16 --data ../shared/data/stories/heldout.jsonl --bos once
+  shortllm eval ppl --model ./Llama-3.2-1B --wikitext2 wiki.test.raw --ptb ptb.valid.txt --max-chunks 64 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runEvalPPL(a, cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id")
+	f.StringVar(&o.data, "data", "", "data file (.txt, .raw or .jsonl with a text field)")
+	f.StringVar(&o.dataset, "dataset", "", "how the file becomes rows: wikitext2, ptb or text (default: from the file name)")
+	f.StringVar(&o.wikitext2, "wikitext2", "", "WikiText-2 test file (wiki.test.raw)")
+	f.StringVar(&o.ptb, "ptb", "", "Penn Treebank file (ptb.valid.txt)")
+	f.StringVar(&o.bos, "bos", "", "once, every or none (default: report once and every)")
+	f.IntVar(&o.seqLen, "seq-len", 128, "tokens per chunk")
+	f.IntVar(&o.maxChunks, "max-chunks", 0, "score only the first N chunks (0 = all)")
+	f.IntVar(&o.batch, "batch-size", 8, "chunks per forward pass")
+	f.StringVar(&o.skip, "skip-blocks", "", "evaluate without these blocks (comma-separated), no checkpoint written")
+	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
+	return cmd
+}
+
+type pplJob struct{ path, dataset, bos string }
+
+func (o *evalPPLOptions) jobs() ([]pplJob, error) {
+	var files []pplJob
+	if o.data != "" {
+		files = append(files, pplJob{path: o.data, dataset: datasetFor(o.data, o.dataset)})
+	}
+	if o.wikitext2 != "" {
+		files = append(files, pplJob{path: o.wikitext2, dataset: eval.DatasetWikitext2})
+	}
+	if o.ptb != "" {
+		files = append(files, pplJob{path: o.ptb, dataset: eval.DatasetPTB})
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("give --data FILE, or --wikitext2 FILE and/or --ptb FILE")
+	}
+	modes := []string{eval.BOSOnce, eval.BOSEvery}
+	if o.bos != "" {
+		modes = []string{o.bos}
+	}
+	var jobs []pplJob
+	for _, f := range files {
+		for _, m := range modes {
+			jobs = append(jobs, pplJob{f.path, f.dataset, m})
+		}
+	}
+	return jobs, nil
+}
+
+// datasetFor picks the row rule from --dataset or the file name (wiki* → wikitext2, ptb* → ptb).
+func datasetFor(path, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.HasPrefix(base, "wiki"):
+		return eval.DatasetWikitext2
+	case strings.HasPrefix(base, "ptb"):
+		return eval.DatasetPTB
+	}
+	return eval.DatasetText
+}
+
+type pplReport struct {
+	provenance
+	SkipBlocks []int             `json:"skip_blocks,omitempty"`
+	Results    []*eval.PPLResult `json:"results"`
+}
+
+func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
+	jobs, err := o.jobs()
+	if err != nil {
+		return err
+	}
+	skip, err := parseOptionalInts(o.skip, "--skip-blocks")
+	if err != nil {
+		return err
+	}
+	l, err := a.loadRunner(cmd.Context(), o.model, true)
+	if err != nil {
+		return err
+	}
+	lm := eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}
+	rep := pplReport{provenance: a.provenance(l), SkipBlocks: skip}
+	for _, j := range jobs {
+		bar := a.progress(-1, fmt.Sprintf("ppl %s bos=%s", filepath.Base(j.path), j.bos))
+		res, err := eval.EvalPerplexity(lm, l.tok, j.path, j.dataset, eval.PPLOptions{
+			SeqLen: o.seqLen, BOS: j.bos, MaxChunks: o.maxChunks, BatchSize: o.batch,
+			Progress: func(done, total int) { bar.ChangeMax(total); bar.Set(done) },
+		})
+		bar.Finish()
+		if err != nil {
+			return err
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	if err := writeResultFile(o.out, rep); err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(rep)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "dataset\tfile\tbos\tchunks\ttokens\tppl")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.4f\n", r.Dataset, filepath.Base(r.DataFile), r.BOS, r.Chunks, r.Tokens, r.PPL)
+	}
+	return tw.Flush()
+}
+
+// writeResultFile writes v as indented JSON to path (temp file + rename); "" does nothing.
+func writeResultFile(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func parseOptionalInts(s, flag string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	return parseInts(s, flag)
+}

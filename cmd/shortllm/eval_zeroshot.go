@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shortllm/shortllm/internal/eval"
+)
+
+type evalZeroShotOptions struct {
+	model, tasks, dataDir string
+	limit                 int
+	skip                  string
+	logSamples, out       string
+}
+
+func newEvalZeroShotCmd(a *app) *cobra.Command {
+	o := &evalZeroShotOptions{}
+	cmd := &cobra.Command{
+		Use:   "zeroshot --model DIR --data-dir DIR [--tasks boolq,piqa,...]",
+		Short: "Zero-shot accuracy with lm-evaluation-harness v0.4 rules (acc, acc_norm, the paper's average)",
+		Example: `  shortllm eval zeroshot --model ../shared/models/deep16 --data-dir ../shared/data/zeroshot --limit 40
+  shortllm eval zeroshot --model ./Llama-3.2-1B --data-dir ./zeroshot --tasks arc_easy,piqa --log-samples samples.jsonl --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runEvalZeroShot(a, cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id")
+	f.StringVar(&o.tasks, "tasks", strings.Join(eval.TaskNames(), ","), "comma-separated tasks")
+	f.StringVar(&o.dataDir, "data-dir", "", "directory holding <task>.jsonl files (Hugging Face field layout)")
+	f.IntVar(&o.limit, "limit", 0, "evaluate the first N items of each task (0 = all)")
+	f.StringVar(&o.skip, "skip-blocks", "", "evaluate without these blocks (comma-separated)")
+	f.StringVar(&o.logSamples, "log-samples", "", "write per-item log-likelihoods as JSON lines to this file")
+	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
+	return cmd
+}
+
+type zeroShotReport struct {
+	provenance
+	SkipBlocks []int `json:"skip_blocks,omitempty"`
+	*eval.ZeroShotReport
+}
+
+func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
+	if o.dataDir == "" {
+		return fmt.Errorf("--data-dir is required")
+	}
+	skip, err := parseOptionalInts(o.skip, "--skip-blocks")
+	if err != nil {
+		return err
+	}
+	var tasks []*eval.Task
+	for _, name := range strings.Split(o.tasks, ",") {
+		t, err := eval.LoadTask(o.dataDir, strings.TrimSpace(name), o.limit)
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, t)
+	}
+	l, err := a.loadRunner(cmd.Context(), o.model, true)
+	if err != nil {
+		return err
+	}
+	opts := eval.ZeroShotOptions{ModelDir: l.dir}
+	if o.logSamples != "" {
+		f, err := os.Create(o.logSamples)
+		if err != nil {
+			return fmt.Errorf("--log-samples: %w", err)
+		}
+		defer f.Close()
+		opts.Samples = f
+	}
+	bar := a.progress(-1, "zero-shot")
+	opts.Progress = func(task string, done, total int) {
+		bar.Describe(task)
+		bar.ChangeMax(total)
+		bar.Set(done)
+	}
+	rep, err := eval.RunZeroShot(eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}, l.tok, tasks, opts)
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	doc := zeroShotReport{provenance: a.provenance(l), SkipBlocks: skip, ZeroShotReport: rep}
+	if err := writeResultFile(o.out, doc); err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(doc)
+	}
+	return printZeroShot(a, rep)
+}
+
+func printZeroShot(a *app, rep *eval.ZeroShotReport) error {
+	names := make([]string, 0, len(rep.Results))
+	for n := range rep.Results {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "task\tn\tacc\t±\tacc_norm\t±\tpaper")
+	for _, n := range names {
+		r := rep.Results[n]
+		norm, normErr := "-", "-"
+		if r.AccNorm != nil {
+			norm, normErr = fmt.Sprintf("%.4f", *r.AccNorm), fmt.Sprintf("%.4f", *r.AccNormStderr)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t%s\t%s\t%.4f (%s)\n", n, r.N, r.Acc, r.AccStderr, norm, normErr, r.Paper, r.PaperMetric)
+	}
+	fmt.Fprintf(tw, "paper average\t\t\t\t\t\t%.4f\n", rep.PaperAverage)
+	return tw.Flush()
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shortllm/shortllm/internal/prune"
+)
+
+type inspectOptions struct {
+	model string
+}
+
+func newInspectCmd(a *app) *cobra.Command {
+	o := &inspectOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect --model DIR",
+		Short: "Describe a model directory: layers, parameters per part, dtypes, sharding, tokenizer, pruning record",
+		Long: `Describe a model directory from config.json and the safetensors headers (no weights are
+loaded): what to check before and after pruning.`,
+		Example: `  shortllm inspect --model ../shared/models/deep16
+  shortllm inspect --model deep16-35 --json | jq .pruned.removed_blocks`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runInspect(a, cmd, o) },
+	}
+	cmd.Flags().StringVar(&o.model, "model", "", "model directory or Hugging Face id (org/name[@revision])")
+	return cmd
+}
+
+func runInspect(a *app, cmd *cobra.Command, o *inspectOptions) error {
+	dir, err := a.resolveModel(cmd.Context(), o.model)
+	if err != nil {
+		return err
+	}
+	r, err := prune.Inspect(dir)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(r)
+	}
+	printInspect(a.out, r)
+	return nil
+}
+
+func printInspect(w io.Writer, r *prune.Report) {
+	tied := "untied lm_head"
+	if r.Tied {
+		tied = "tied embeddings"
+	}
+	fmt.Fprintf(w, "model      %s (%s)\n", r.Dir, r.ModelType)
+	fmt.Fprintf(w, "layers     %d   hidden %d   ffn %d   heads %d/%d kv   vocab %d   %s\n",
+		r.NumLayers, r.HiddenSize, r.IntermediateSize, r.Heads, r.KVHeads, r.VocabSize, tied)
+	fmt.Fprintf(w, "params     %d total: %s\n", r.Params.Total, inspectParts(r))
+	fmt.Fprintf(w, "dtypes     %s\n", inspectDTypes(r.DTypes))
+	fmt.Fprintf(w, "weights    %s\n", inspectFiles(r))
+	fmt.Fprintf(w, "tokenizer  %s\n", r.Tokenizer)
+	fmt.Fprintf(w, "config     sha256 %s\n", r.ConfigHash)
+	if p := r.Pruned; p != nil {
+		fmt.Fprintf(w, "pruned     from %s (%d blocks): removed %s by %s; params %d → %d (%s removed)\n",
+			p.SourceModel, p.NumLayersBefore, blockList(p.RemovedBlocks), inspectHow(p),
+			p.ParamsBefore, p.ParamsAfter, prune.FormatPercent(p.RemovedRatio))
+	}
+}
+
+// inspectParts lists the parts; blocks of equal size are summarised as N × size.
+func inspectParts(r *prune.Report) string {
+	p := r.Params
+	var blocks string
+	switch {
+	case len(p.Blocks) > 0 && slices.Min(p.Blocks) == slices.Max(p.Blocks):
+		blocks = fmt.Sprintf("blocks %d × %d", len(p.Blocks), p.Blocks[0])
+	default:
+		blocks = "blocks " + joinInt64s(p.Blocks)
+	}
+	head := fmt.Sprintf("lm_head %d", p.LMHead)
+	if r.Tied {
+		head = "lm_head tied to embeddings"
+	}
+	return fmt.Sprintf("embeddings %d · %s · final norm %d · %s", p.Embeddings, blocks, p.FinalNorm, head)
+}
+
+func inspectDTypes(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s ×%d tensors", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func inspectFiles(r *prune.Report) string {
+	var total int64
+	for _, f := range r.Files {
+		total += f.Bytes
+	}
+	if r.Sharded {
+		return fmt.Sprintf("%d shards, %d bytes", len(r.Files), total)
+	}
+	return fmt.Sprintf("single file, %d bytes", total)
+}
+
+func inspectHow(p *prune.Record) string {
+	switch {
+	case p.Criterion != "" && p.Iterative:
+		return p.Criterion + " (iterative)"
+	case p.Criterion != "":
+		return p.Criterion
+	}
+	return "explicit --blocks"
+}
+
+func joinInt64s(v []int64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/tokenizer"
+)
+
+// loaded is a model ready to run: its directory, weights, runner and tokenizer.
+type loaded struct {
+	dir    string
+	model  *model.Model
+	runner *model.Runner
+	tok    *tokenizer.Tokenizer
+}
+
+// loadRunner resolves ref, loads the checkpoint and its tokenizer, and prepares a runner on
+// the chosen backend. needTok makes a missing tokenizer an error.
+func (a *app) loadRunner(ctx context.Context, ref string, needTok bool) (*loaded, error) {
+	dir, err := a.resolveModel(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(dir, model.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil && needTok {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	be, err := a.backend()
+	if err != nil {
+		return nil, err
+	}
+	return &loaded{dir: dir, model: m, runner: model.NewRunner(be, m), tok: tok}, nil
+}
+
+// provenance is recorded in every eval result so runs can be compared later.
+type provenance struct {
+	Model      string `json:"model"`
+	ConfigHash string `json:"config_hash"`
+	NumLayers  int    `json:"num_layers"`
+	Params     int64  `json:"params"`
+	Tokenizer  string `json:"tokenizer,omitempty"`
+	Backend    string `json:"backend"`
+	Version    string `json:"tool_version"`
+}
+
+func (a *app) provenance(l *loaded) provenance {
+	p := provenance{Model: l.dir, ConfigHash: l.model.Config.Hash(), NumLayers: l.model.Config.NumHiddenLayers,
+		Params: l.model.NumParams(), Backend: l.runner.Backend.Name(), Version: version}
+	if l.tok != nil {
+		p.Tokenizer = l.tok.Kind()
+	}
+	return p
+}

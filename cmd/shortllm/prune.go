@@ -1,0 +1,294 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/safetensors"
+	"github.com/shortllm/shortllm/internal/score"
+	"github.com/shortllm/shortllm/internal/tokenizer"
+)
+
+type pruneOptions struct {
+	model, out               string
+	ratio, blocks            string
+	numBlocks                int
+	scores, criterion        string
+	keepFirst, keepLast      int
+	noPlus, iterative, force bool
+	dtype, maxShardSize      string
+	calib                    pruneCalib
+}
+
+// pruneCalib mirrors `shortllm score`'s calibration flags (same names and meaning).
+type pruneCalib struct {
+	path            string
+	samples, seqLen int
+	seed            uint64
+	noBOS           bool
+	batchSize       int
+}
+
+func newPruneCmd(a *app) *cobra.Command {
+	o := &pruneOptions{}
+	cmd := &cobra.Command{
+		Use:   "prune --model DIR --out DIR (--ratio R | --num-blocks N | --blocks 3,5,7) [--scores FILE | --criterion C]",
+		Short: "Remove whole Transformer blocks (depth pruning) and save the shortened model",
+		Long: `Remove whole Transformer blocks and save the shortened model with a provenance record
+(shortllm_prune.json). --ratio is the share of all parameters to remove: the block count is the
+largest whose removed share is within half a percentage point of it, as the paper labels its
+prunings (LLaMA-7B: 20% → 6 blocks = 18.0%, 35% → 11 blocks = 33.0%). By default the first
+--keep-first and last --keep-last blocks are never removed (the paper's "+" policy); --blocks
+is taken as given.`,
+		Example: `  shortllm prune --model ../shared/models/deep16 --out deep16-35 --ratio 35% --scores scores.json
+  shortllm prune --model ../shared/models/deep16 --out deep16-35 --ratio 35% --criterion ppl --calib ../shared/data/stories/calib10x128.ids.json
+  shortllm prune --model ../shared/models/stories260K --out s3 --blocks 1,3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(a, cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id (org/name[@revision])")
+	f.StringVar(&o.out, "out", "", "directory to write the pruned model to")
+	f.StringVar(&o.ratio, "ratio", "", "share of parameters to remove, e.g. 35% or 0.35")
+	f.IntVar(&o.numBlocks, "num-blocks", 0, "number of blocks to remove")
+	f.StringVar(&o.blocks, "blocks", "", "remove exactly these blocks (comma-separated original indices)")
+	f.StringVar(&o.scores, "scores", "", "block scores written by `shortllm score`")
+	f.StringVar(&o.criterion, "criterion", "", "criterion: taylor, ppl, magnitude, bi (computed, or picked from --scores)")
+	f.IntVar(&o.keepFirst, "keep-first", prune.DefaultPolicy.KeepFirst, "never remove the first N blocks")
+	f.IntVar(&o.keepLast, "keep-last", prune.DefaultPolicy.KeepLast, "never remove the last N blocks")
+	f.BoolVar(&o.noPlus, "no-plus", false, "every block is a candidate (no --keep-first/--keep-last)")
+	f.BoolVar(&o.iterative, "iterative", false, "remove one block at a time, re-scoring the rest (needs a data criterion)")
+	f.StringVar(&o.dtype, "dtype", "keep", "stored dtype: keep, bf16, f16 or f32")
+	f.StringVar(&o.maxShardSize, "max-shard-size", "", "split weights into shards of at most this size, e.g. 5GB (default: as the input)")
+	f.BoolVar(&o.force, "force", false, "replace an existing --out directory")
+	f.StringVar(&o.calib.path, "calib", "", "calibration data for --criterion: token-id .json, .txt or .jsonl")
+	f.IntVar(&o.calib.samples, "calib-samples", 0, fmt.Sprintf("calibration windows drawn from text (default %d)", score.DefaultSamples))
+	f.IntVar(&o.calib.seqLen, "seq-len", 0, fmt.Sprintf("tokens per calibration window (default %d)", score.DefaultSeqLen))
+	f.Uint64Var(&o.calib.seed, "seed", score.DefaultSeed, "seed for sampling calibration windows from text")
+	f.BoolVar(&o.calib.noBOS, "no-bos", false, "tokenise calibration text without BOS")
+	f.IntVar(&o.calib.batchSize, "batch-size", 0, fmt.Sprintf("calibration windows per forward pass (default %d)", score.DefaultBatchSize))
+	return cmd
+}
+
+func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
+	if err := o.checkFlags(cmd); err != nil {
+		return err
+	}
+	wopts, err := o.writeOptions()
+	if err != nil {
+		return err
+	}
+	dir, err := a.resolveModel(cmd.Context(), o.model)
+	if err != nil {
+		return err
+	}
+	// Refuse a bad --out before the (possibly long) load and scoring.
+	if err := prune.CheckOut(dir, o.out, o.force); err != nil {
+		return err
+	}
+	m, err := model.Load(dir, model.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	plan, err := o.plan(a, m, &wopts)
+	if err != nil {
+		return err
+	}
+	rec, err := prune.Write(m, plan, wopts)
+	if err != nil {
+		return err
+	}
+	return printPrune(a, o, rec)
+}
+
+// checkFlags rejects contradictory flags before anything is loaded.
+func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
+	n := 0
+	for _, set := range []bool{o.ratio != "", cmd.Flags().Changed("num-blocks"), o.blocks != ""} {
+		if set {
+			n++
+		}
+	}
+	changed := cmd.Flags().Changed
+	switch {
+	case o.out == "":
+		return fmt.Errorf("--out is required")
+	case n != 1:
+		return fmt.Errorf("give exactly one of --ratio, --num-blocks or --blocks")
+	case o.blocks != "" && (o.scores != "" || o.criterion != "" || o.iterative):
+		return fmt.Errorf("--blocks names the blocks itself: drop --scores, --criterion and --iterative")
+	case o.noPlus && (changed("keep-first") || changed("keep-last")):
+		return fmt.Errorf("--no-plus contradicts --keep-first/--keep-last")
+	case o.noPlus && strings.HasSuffix(o.criterion, "+"):
+		return fmt.Errorf("--criterion %s is the protected variant: drop --no-plus", o.criterion)
+	case o.iterative && o.scores != "":
+		return fmt.Errorf("--iterative re-scores after each removal: use --criterion instead of --scores")
+	case o.iterative && o.criterion == "":
+		return fmt.Errorf("--iterative needs --criterion")
+	case o.iterative && !score.NeedsData(o.criterion):
+		return fmt.Errorf("--iterative needs a criterion that runs the model on data (not %q): its scores would not change", o.criterion)
+	case o.calib.path != "" && (o.criterion == "" || o.scores != ""):
+		return fmt.Errorf("--calib is used only to compute scores with --criterion (without --scores)")
+	case o.criterion != "" && o.scores == "" && score.NeedsData(o.criterion) && o.calib.path == "":
+		return fmt.Errorf("--criterion %s needs calibration data: give --calib FILE", o.criterion)
+	}
+	return nil
+}
+
+func (o *pruneOptions) writeOptions() (prune.WriteOptions, error) {
+	w := prune.WriteOptions{Out: o.out, Force: o.force, ToolVersion: version}
+	switch strings.ToLower(o.dtype) {
+	case "keep", "":
+	case "bf16", "bfloat16":
+		w.DType = safetensors.BF16
+	case "f16", "fp16", "float16":
+		w.DType = safetensors.F16
+	case "f32", "fp32", "float32":
+		w.DType = safetensors.F32
+	default:
+		return w, fmt.Errorf("--dtype %q: want keep, bf16, f16 or f32", o.dtype)
+	}
+	if o.maxShardSize != "" {
+		size, err := safetensors.ParseSize(o.maxShardSize)
+		if err != nil || size <= 0 {
+			return w, fmt.Errorf("--max-shard-size %q: want a positive size such as 5GB or 500MB", o.maxShardSize)
+		}
+		w.MaxShardSize = size
+	}
+	return w, nil
+}
+
+// plan turns the flags into the blocks to remove, scoring when needed.
+func (o *pruneOptions) plan(a *app, m *model.Model, w *prune.WriteOptions) (*prune.Plan, error) {
+	L := m.Config.NumHiddenLayers
+	sel := prune.Selection{NumBlocks: o.numBlocks, Iterative: o.iterative,
+		Policy: prune.Policy{KeepFirst: o.keepFirst, KeepLast: o.keepLast}}
+	if o.noPlus {
+		sel.Policy = prune.Policy{}
+	}
+	var err error
+	switch {
+	case o.blocks != "":
+		if sel.Blocks, err = prune.ParseBlocks(o.blocks, L); err != nil {
+			return nil, err
+		}
+	case o.ratio != "":
+		if sel.Ratio, err = prune.ParseRatio(o.ratio); err != nil {
+			return nil, err
+		}
+	}
+	// Check the count against the policy before any scoring time is spent.
+	if _, _, err := prune.Count(m.Config, sel); err != nil {
+		return nil, err
+	}
+	var rank prune.Ranker
+	if o.blocks == "" {
+		if rank, err = o.ranker(a, m, w); err != nil {
+			return nil, err
+		}
+	}
+	return prune.Select(m.Config, sel, rank)
+}
+
+// ranker reads --scores or prepares in-process scoring for --criterion.
+func (o *pruneOptions) ranker(a *app, m *model.Model, w *prune.WriteOptions) (prune.Ranker, error) {
+	if o.scores != "" {
+		list, sum, err := prune.ReadScores(o.scores)
+		if err != nil {
+			return nil, err
+		}
+		sf, err := prune.PickScores(list, o.criterion, o.scores)
+		if err != nil {
+			return nil, err
+		}
+		if err := sf.Check(m.Config, o.scores); err != nil {
+			return nil, err
+		}
+		w.ScoresFile, w.ScoresSHA256 = o.scores, sum
+		return prune.StaticRanker(sf), nil
+	}
+	if o.criterion == "" {
+		return nil, nil // Select names the missing flags
+	}
+	if _, err := score.ParseCriteria(o.criterion); err != nil || strings.Contains(o.criterion, ",") || o.criterion == "all" {
+		return nil, fmt.Errorf("--criterion %q: want one of %s", o.criterion, strings.Join(score.Criteria(), ", "))
+	}
+	calib, err := o.loadCalib(m)
+	if err != nil {
+		return nil, err
+	}
+	be, err := a.backend()
+	if err != nil {
+		return nil, err
+	}
+	opts := score.Options{BatchSize: o.calib.batchSize, Progress: pruneProgress(a, o.criterion)}
+	return prune.ComputeRanker(model.NewRunner(be, m), calib, o.criterion, opts), nil
+}
+
+func (o *pruneOptions) loadCalib(m *model.Model) (*score.Calibration, error) {
+	if !score.NeedsData(o.criterion) {
+		return nil, nil
+	}
+	var tok score.Tokenizer
+	if t, err := tokenizer.Load(m.Dir); err == nil {
+		tok = t
+	}
+	return score.LoadCalibration(o.calib.path, tok, score.CalibOptions{
+		Samples: o.calib.samples, SeqLen: o.calib.seqLen, Seed: o.calib.seed, NoBOS: o.calib.noBOS})
+}
+
+// pruneProgress draws one bar per scoring round on stderr.
+func pruneProgress(a *app, criterion string) func(done, total int) {
+	var bar interface {
+		Set(int) error
+		Finish() error
+	}
+	return func(done, total int) {
+		if bar == nil {
+			bar = a.progress(total, "scoring "+criterion)
+		}
+		_ = bar.Set(done)
+		if done >= total {
+			_ = bar.Finish()
+			bar = nil
+		}
+	}
+}
+
+// pruneReport is the --json document: the provenance record plus where it was written.
+type pruneReport struct {
+	Out string `json:"out"`
+	*prune.Record
+}
+
+func printPrune(a *app, o *pruneOptions, rec *prune.Record) error {
+	if a.json {
+		return a.printJSON(pruneReport{Out: o.out, Record: rec})
+	}
+	how := "as listed"
+	if rec.Criterion != "" {
+		how = "by " + rec.Criterion
+		if rec.Iterative {
+			how += ", iteratively"
+		}
+	}
+	if rec.Policy != nil && (rec.Policy.KeepFirst > 0 || rec.Policy.KeepLast > 0) {
+		how += fmt.Sprintf("; first %d and last %d kept", rec.Policy.KeepFirst, rec.Policy.KeepLast)
+	}
+	fmt.Fprintf(a.out, "removed %d of %d blocks: %s (%s)\n", len(rec.RemovedBlocks), rec.NumLayersBefore, blockList(rec.RemovedBlocks), how)
+	fmt.Fprintf(a.out, "parameters %d → %d: %s removed", rec.ParamsBefore, rec.ParamsAfter, prune.FormatPercent(rec.RemovedRatio))
+	if n := len(rec.RemovedBlocks); rec.RequestedRatio > 0 {
+		// Say what one more block would have cost, so the choice of n can be checked.
+		next := rec.RemovedRatio * float64(n+1) / float64(n)
+		fmt.Fprintf(a.out, " (--ratio %s; %d blocks would remove %s)", prune.FormatPercent(rec.RequestedRatio), n+1, prune.FormatPercent(next))
+	}
+	_, err := fmt.Fprintf(a.out, "\nwrote %s (%d blocks)\n", o.out, rec.NumLayersAfter)
+	return err
+}
+
+// blockList writes block indices as --blocks takes them.
+func blockList(v []int) string { return strings.ReplaceAll(joinInts(v), " ", ",") }

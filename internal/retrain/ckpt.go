@@ -1,0 +1,268 @@
+package retrain
+
+// Resumable checkpoints. CheckpointDir/LATEST names the newest step-N directory, which holds
+// state.json (update count, log, best validation loss, the model's config hash and the run's
+// fingerprint) and state.safetensors (trained tensors, AdamW moments and the best-so-far
+// copy, all float32, so a resumed run continues bit for bit). The data order and dropout
+// masks are functions of (seed, step), so no generator state needs saving.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/shortllm/shortllm/internal/safetensors"
+)
+
+// ErrCheckpoint marks a checkpoint that cannot be resumed by this run.
+var ErrCheckpoint = errors.New("cannot resume checkpoint")
+
+const (
+	latestFile  = "LATEST"
+	stateFile   = "state.json"
+	tensorsFile = "state.safetensors"
+)
+
+// state is everything a run needs to continue.
+type state struct {
+	step        int
+	train, m, v []*tensors.Tensor
+	best        []*tensors.Tensor
+	bestLoss    float64
+	bestStep    int
+	log         []StepLog
+}
+
+type stateJSON struct {
+	Step        int       `json:"step"`
+	ConfigHash  string    `json:"config_hash"`
+	Fingerprint string    `json:"fingerprint"`
+	BestLoss    float64   `json:"best_loss"`
+	BestStep    int       `json:"best_step"`
+	Names       []string  `json:"names"`
+	Log         []StepLog `json:"log"`
+}
+
+// freshState starts from the current weights with zero moments.
+func (t *Trainer) freshState() *state {
+	st := &state{}
+	for _, n := range t.names {
+		var v *tensors.Tensor
+		if t.o.Mode == ModeLoRA {
+			v = t.o.Adapter.Tensor(n)
+		} else {
+			v = t.r.Model.Weights[n]
+		}
+		st.train = append(st.train, v)
+		st.m = append(st.m, tensors.FromShape(v.Shape()))
+		st.v = append(st.v, tensors.FromShape(v.Shape()))
+	}
+	return st
+}
+
+// fingerprint hashes what fixes the run's arithmetic and data order: options and examples.
+func (t *Trainer) fingerprint(d *Dataset) string {
+	h := sha256.New()
+	o := t.o
+	fmt.Fprintf(h, "%s|%+v|%s|%d|%d|%d|%d|%d|%d|%d|%d|%d|%s|", o.Mode, o.Optim, o.Schedule, o.WarmupSteps,
+		o.BatchSize, o.MicroBatchSize, o.Epochs, o.MaxSteps, o.MaxTokens, o.EvalEvery, o.Seed, o.PadID, o.Fingerprint)
+	if o.Adapter != nil {
+		js, _ := json.Marshal(o.Adapter.Config)
+		h.Write(js)
+	}
+	for _, set := range [][]Example{d.Examples, o.Val} {
+		js, _ := json.Marshal(set)
+		h.Write(js)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// saveCheckpoint writes the state into CheckpointDir/step-N (via a temporary directory),
+// then points CheckpointDir/LATEST at it with an atomic rename and removes older steps: a
+// kill -9 at any moment leaves LATEST naming a complete checkpoint.
+func (t *Trainer) saveCheckpoint(d *Dataset) (err error) {
+	dir := t.o.CheckpointDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".tmp-")
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := t.writeState(tmp, d); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	name := fmt.Sprintf("step-%08d", t.st.step)
+	os.RemoveAll(filepath.Join(dir, name)) // a leftover of a run killed before LATEST moved
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, latestFile), []byte(name+"\n")); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	return removeOtherSteps(dir, name)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func removeOtherSteps(dir, keep string) error {
+	old, _ := filepath.Glob(filepath.Join(dir, "step-*"))
+	for _, o := range old {
+		if filepath.Base(o) != keep {
+			if err := os.RemoveAll(o); err != nil {
+				return fmt.Errorf("checkpoint %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
+}
+
+// latest returns the directory of the newest complete checkpoint under dir.
+func latest(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, latestFile))
+	if err != nil {
+		return "", err
+	}
+	name := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(name, "step-") || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("%s names %q: %w", latestFile, name, ErrCheckpoint)
+	}
+	return filepath.Join(dir, name), nil
+}
+
+func (t *Trainer) writeState(dir string, d *Dataset) error {
+	st := t.st
+	var ts []safetensors.Tensor
+	groups := map[string][]*tensors.Tensor{"train/": st.train, "m/": st.m, "v/": st.v, "best/": st.best}
+	for prefix, vals := range groups {
+		for i, v := range vals {
+			data, err := safetensors.EncodeFloat32(tensors.MustCopyFlatData[float32](v), safetensors.F32)
+			if err != nil {
+				return err
+			}
+			ts = append(ts, safetensors.Tensor{Name: prefix + t.names[i], DType: safetensors.F32, Shape: v.Shape().Dimensions, Data: data})
+		}
+	}
+	if err := safetensors.Write(filepath.Join(dir, tensorsFile), ts, nil); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(stateJSON{Step: st.step, ConfigHash: t.cfg.Hash(), Fingerprint: t.fingerprint(d),
+		BestLoss: st.bestLoss, BestStep: st.bestStep, Names: t.names, Log: st.log}, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, stateFile), js, 0o644)
+}
+
+// swapDir renames tmp to dir, replacing dir; a crash in between leaves tmp and the old dir
+// (never a half-written dir under the final name).
+func swapDir(tmp, dir string) error {
+	old := tmp + ".old"
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+// resume loads CheckpointDir after checking it belongs to this model and run.
+func (t *Trainer) resume(d *Dataset) error {
+	dir, err := latest(t.o.CheckpointDir)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", t.o.CheckpointDir, err)
+	}
+	js, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", dir, err)
+	}
+	var sj stateJSON
+	if err := json.Unmarshal(js, &sj); err != nil {
+		return fmt.Errorf("resume %s: %v: %w", filepath.Join(dir, stateFile), err, ErrCheckpoint)
+	}
+	if sj.ConfigHash != t.cfg.Hash() {
+		return fmt.Errorf("resume %s: checkpoint is of another model (config hash %.12s, this model %.12s): %w",
+			dir, sj.ConfigHash, t.cfg.Hash(), ErrCheckpoint)
+	}
+	if sj.Fingerprint != t.fingerprint(d) {
+		return fmt.Errorf("resume %s: checkpoint was made with other options or data: %w", dir, ErrCheckpoint)
+	}
+	st, err := t.readState(dir, sj)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", dir, err)
+	}
+	t.st = st
+	if t.o.Mode == ModeCPT {
+		t.install(st.train)
+	}
+	return nil
+}
+
+func (t *Trainer) readState(dir string, sj stateJSON) (*state, error) {
+	f, err := safetensors.Open(filepath.Join(dir, tensorsFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st := &state{step: sj.Step, bestLoss: sj.BestLoss, bestStep: sj.BestStep, log: sj.Log}
+	read := func(prefix string) ([]*tensors.Tensor, error) {
+		var out []*tensors.Tensor
+		for i, n := range t.names {
+			vals, err := f.ReadFloat32(prefix + n)
+			if err != nil {
+				return nil, fmt.Errorf("%v: %w", err, ErrCheckpoint)
+			}
+			out = append(out, tensors.FromFlatDataAndDimensions(vals, t.st.train[i].Shape().Dimensions...))
+		}
+		return out, nil
+	}
+	if st.train, err = read("train/"); err != nil {
+		return nil, err
+	}
+	if st.m, err = read("m/"); err != nil {
+		return nil, err
+	}
+	if st.v, err = read("v/"); err != nil {
+		return nil, err
+	}
+	if sj.BestStep > 0 {
+		st.best, err = read("best/")
+	}
+	return st, err
+}
+
+// cloneAll copies tensors (the best-so-far weights must not alias the training state).
+func cloneAll(ts []*tensors.Tensor) []*tensors.Tensor {
+	out := make([]*tensors.Tensor, len(ts))
+	for i, v := range ts {
+		out[i] = tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](v), v.Shape().Dimensions...)
+	}
+	return out
+}
+
+// HasCheckpoint reports whether dir holds a checkpoint.
+func HasCheckpoint(dir string) bool {
+	_, err := latest(dir)
+	return err == nil
+}

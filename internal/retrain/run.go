@@ -1,0 +1,330 @@
+package retrain
+
+// Job is a whole `shortllm retrain` run: data, phases (cpt, lora, cpt then lora), checkpoints
+// and the output directory.
+//
+// Output layout (written into a temporary directory beside --out and renamed at the end, so a
+// failed run never leaves a half-written --out):
+//
+//	cpt:       --out is a Hugging Face checkpoint, plus train_log.json
+//	lora:      --out is a PEFT adapter (adapter_config.json, adapter_model.safetensors),
+//	           plus train_log.json and, with --merge, merged/ (the full merged checkpoint)
+//	cpt+lora:  as lora, plus cpt/ (the CPT checkpoint the adapter was trained on) and
+//	           its train_log.json
+//
+// Resumable checkpoints live in --out + ".ckpt" (one subdirectory per phase, and cpt-model/
+// once CPT has finished); it is removed after a successful run.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/gomlx/backends"
+
+	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/tokenizer"
+)
+
+// Job modes.
+const (
+	JobLoRA    = "lora"
+	JobCPT     = "cpt"
+	JobCPTLoRA = "cpt+lora"
+)
+
+// Job describes a retraining run.
+type Job struct {
+	Model     *model.Model
+	ModelRef  string // recorded as the adapter's base_model_name_or_path
+	Backend   backends.Backend
+	Tokenizer *tokenizer.Tokenizer // nil is fine for pre-tokenised data
+	Out       string
+	Mode      string
+	// Data trains the first phase; LoRAData the LoRA phase of cpt+lora.
+	Data, LoRAData string
+	// ValData, or else ValSize examples held out of the training data, is the validation set.
+	ValData string
+	ValSize int
+	DataOptions
+	// Loop holds the shared loop settings; Mode, Adapter, Optim, Val and CheckpointDir are
+	// filled per phase.
+	Loop                Options
+	CPTOptim, LoRAOptim AdamW
+	LoRA                LoRAConfig
+	// AdapterDir continues an existing adapter (AdapterWeights overrides its weights file).
+	AdapterDir, AdapterWeights string
+	Merge, Force               bool
+}
+
+// Result reports what a job wrote.
+type Result struct {
+	Out  string             `json:"out"`
+	Logs map[string]*RunLog `json:"logs"`
+}
+
+// CheckpointDir is where a job keeps resumable checkpoints.
+func CheckpointDir(out string) string { return filepath.Clean(out) + ".ckpt" }
+
+// Run checks the job, trains every phase and writes the output.
+func (j *Job) Run() (*Result, error) {
+	if err := j.check(); err != nil {
+		return nil, err
+	}
+	stage, err := stageDir(j.Out)
+	if err != nil {
+		return nil, err
+	}
+	res, err := j.runPhases(stage)
+	if err == nil {
+		err = replaceOut(stage, j.Out)
+	}
+	if err != nil {
+		os.RemoveAll(stage)
+		return nil, err
+	}
+	return res, os.RemoveAll(CheckpointDir(j.Out))
+}
+
+// check rejects what would fail late: an existing --out, a missing or stray checkpoint, a
+// sequence length beyond the model's context.
+func (j *Job) check() error {
+	switch j.Mode {
+	case JobLoRA, JobCPT:
+	case JobCPTLoRA:
+		if j.LoRAData == "" {
+			return fmt.Errorf("mode cpt+lora needs --lora-data for the LoRA phase: %w", ErrOptions)
+		}
+	default:
+		return fmt.Errorf("mode %q (want lora, cpt or cpt+lora): %w", j.Mode, ErrOptions)
+	}
+	if j.Out == "" {
+		return fmt.Errorf("--out is required: %w", ErrOptions)
+	}
+	if _, err := os.Stat(j.Out); err == nil && !j.Force {
+		return fmt.Errorf("out %s exists (use --force to replace it)", j.Out)
+	}
+	if ctx := j.Model.Config.MaxPositionEmbeddings; j.SeqLen > ctx {
+		return fmt.Errorf("seq-len %d exceeds the model's max_position_embeddings (%d): %w", j.SeqLen, ctx, ErrOptions)
+	}
+	ck := CheckpointDir(j.Out)
+	_, err := os.Stat(ck)
+	switch {
+	case j.Loop.Resume && err != nil:
+		return fmt.Errorf("resume: no checkpoint at %s", ck)
+	case !j.Loop.Resume && err == nil:
+		return fmt.Errorf("checkpoint %s exists: pass --resume to continue it, or remove it", ck)
+	}
+	return nil
+}
+
+func (j *Job) runPhases(stage string) (*Result, error) {
+	res := &Result{Out: j.Out, Logs: map[string]*RunLog{}}
+	r := model.NewRunner(j.Backend, j.Model)
+	if j.Mode != JobLoRA {
+		log, err := j.cptPhase(r)
+		if err != nil {
+			return nil, err
+		}
+		res.Logs[JobCPT] = log
+		if j.Mode == JobCPT {
+			return res, j.saveModel(stage, "", log, "train_log.json")
+		}
+		if err := j.saveModel(stage, "cpt", log, "train_log.json"); err != nil {
+			return nil, err
+		}
+	}
+	log, a, err := j.loraPhase(r)
+	if err != nil {
+		return nil, err
+	}
+	res.Logs[JobLoRA] = log
+	return res, j.writeLoRA(stage, a, log)
+}
+
+// cptPhase trains all weights, or loads the finished CPT model of an interrupted cpt+lora run.
+func (j *Job) cptPhase(r *model.Runner) (*RunLog, error) {
+	done := filepath.Join(CheckpointDir(j.Out), "cpt-model")
+	if j.Loop.Resume && model.IsModelDir(done) {
+		return j.reloadCPT(done)
+	}
+	o := j.phaseOptions(ModeCPT, j.CPTOptim)
+	log, err := j.train(r, j.Data, o)
+	if err != nil || j.Mode != JobCPTLoRA {
+		return log, err
+	}
+	// Keep the CPT result so a resumed run goes straight to the LoRA phase.
+	js, _ := json.MarshalIndent(log, "", " ")
+	return log, j.Model.Save(done, model.SaveOptions{Force: true, Extra: map[string][]byte{"train_log.json": js}})
+}
+
+func (j *Job) reloadCPT(dir string) (*RunLog, error) {
+	m, err := model.Load(dir, model.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	j.Model.Weights = m.Weights
+	var log RunLog
+	data, err := os.ReadFile(filepath.Join(dir, "train_log.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &log)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	return &log, nil
+}
+
+func (j *Job) loraPhase(r *model.Runner) (*RunLog, *Adapter, error) {
+	a, err := j.adapter()
+	if err != nil {
+		return nil, nil, err
+	}
+	o := j.phaseOptions(ModeLoRA, j.LoRAOptim)
+	o.Adapter = a
+	data := j.Data
+	if j.Mode == JobCPTLoRA {
+		data = j.LoRAData
+	}
+	log, err := j.train(r, data, o)
+	return log, a, err
+}
+
+// adapter is a new PEFT-initialised adapter, or the one to continue.
+func (j *Job) adapter() (*Adapter, error) {
+	switch {
+	case j.AdapterDir != "" && j.AdapterWeights != "":
+		return LoadAdapterWeights(j.AdapterDir, j.AdapterWeights, j.Model.Config)
+	case j.AdapterDir != "":
+		return LoadAdapter(j.AdapterDir, j.Model.Config)
+	case j.AdapterWeights != "":
+		return nil, fmt.Errorf("--adapter-weights needs --adapter (the directory with adapter_config.json): %w", ErrOptions)
+	}
+	return NewAdapter(j.Model.Config, j.LoRA, j.Loop.Seed)
+}
+
+func (j *Job) phaseOptions(mode string, opt AdamW) Options {
+	o := j.Loop
+	o.Mode, o.Optim = mode, opt
+	o.CheckpointDir = filepath.Join(CheckpointDir(j.Out), mode)
+	if j.Loop.Resume && !HasCheckpoint(o.CheckpointDir) {
+		o.Resume = false // an earlier phase was interrupted: this one starts fresh
+	}
+	if o.SaveEvery == 0 {
+		o.CheckpointDir = ""
+	}
+	return o
+}
+
+// train loads a phase's data and runs the trainer.
+func (j *Job) train(r *model.Runner, path string, o Options) (*RunLog, error) {
+	data, err := LoadDataset(path, j.Tokenizer, j.DataOptions)
+	if err != nil {
+		return nil, err
+	}
+	if o.Val, err = j.validation(data); err != nil {
+		return nil, err
+	}
+	if len(data.Examples) == 0 {
+		return nil, fmt.Errorf("data %s: no training examples left after --val-size %d: %w", path, j.ValSize, ErrData)
+	}
+	t, err := NewTrainer(r, o)
+	if err != nil {
+		return nil, err
+	}
+	return t.Run(data)
+}
+
+// validation loads ValData, or moves ValSize examples (a seeded random choice) out of data,
+// as alpaca-lora's train_test_split(test_size=val_set_size) does.
+func (j *Job) validation(data *Dataset) ([]Example, error) {
+	if j.ValData != "" {
+		v, err := LoadDataset(j.ValData, j.Tokenizer, j.DataOptions)
+		if err != nil {
+			return nil, err
+		}
+		return v.Examples, v.CheckFits(j.Model.Config)
+	}
+	if j.ValSize <= 0 {
+		return nil, nil
+	}
+	if j.ValSize >= len(data.Examples) {
+		return nil, fmt.Errorf("data %s: --val-size %d leaves no training examples (have %d): %w", data.Path, j.ValSize, len(data.Examples), ErrOptions)
+	}
+	perm := rand.New(rand.NewPCG(j.Loop.Seed, 0x7a1)).Perm(len(data.Examples))
+	held := map[int]bool{}
+	var val, train []Example
+	for _, i := range perm[:j.ValSize] {
+		held[i] = true
+		val = append(val, data.Examples[i])
+	}
+	for i, e := range data.Examples {
+		if !held[i] {
+			train = append(train, e)
+		}
+	}
+	data.Examples = train
+	return val, nil
+}
+
+// saveModel writes the (trained) model as an HF checkpoint into stage/sub.
+func (j *Job) saveModel(stage, sub string, log *RunLog, logName string) error {
+	js, err := json.MarshalIndent(log, "", " ")
+	if err != nil {
+		return err
+	}
+	dir := stage
+	if sub != "" {
+		dir = filepath.Join(stage, sub)
+	}
+	return j.Model.Save(dir, model.SaveOptions{Force: true, Extra: map[string][]byte{logName: js}})
+}
+
+// writeLoRA writes the adapter (and the merged model) into stage.
+func (j *Job) writeLoRA(stage string, a *Adapter, log *RunLog) error {
+	base := j.ModelRef
+	if j.Mode == JobCPTLoRA {
+		base = filepath.Join(j.Out, "cpt")
+	}
+	if err := a.WriteInto(stage, base, j.Model.Config); err != nil {
+		return fmt.Errorf("out %s: %w", j.Out, err)
+	}
+	js, err := json.MarshalIndent(log, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(stage, "train_log.json"), js, 0o644); err != nil {
+		return fmt.Errorf("out %s: %w", j.Out, err)
+	}
+	if !j.Merge {
+		return nil
+	}
+	if err := Merge(j.Model, a); err != nil {
+		return err
+	}
+	return j.Model.Save(filepath.Join(stage, "merged"), model.SaveOptions{})
+}
+
+// stageDir makes the temporary output directory beside out.
+func stageDir(out string) (string, error) {
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("out %s: %w", out, err)
+	}
+	dir, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return "", fmt.Errorf("out %s: %w", out, err)
+	}
+	return dir, nil
+}
+
+// replaceOut renames the finished stage to out (an existing out, allowed by --force, is moved
+// aside first and removed only once the new one is in place).
+func replaceOut(stage, out string) error {
+	if err := swapDir(stage, out); err != nil {
+		return fmt.Errorf("out %s: %w", out, err)
+	}
+	return nil
+}

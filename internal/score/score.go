@@ -1,0 +1,287 @@
+package score
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/shortllm/shortllm/internal/model"
+)
+
+// ErrCriterion marks an unknown criterion or an option it cannot use.
+var ErrCriterion = errors.New("invalid scoring criterion")
+
+// criteria maps every accepted name to the score it computes. The "+" names are the paper's
+// protected variants: the policy belongs to pruning, the scores are the base criterion's.
+var criteria = map[string]string{
+	"taylor": "taylor", "taylor+": "taylor",
+	"ppl": "ppl", "ppl+": "ppl",
+	"magnitude": "magnitude", "mag+": "magnitude",
+	"bi":      "bi",
+	"angular": "angular",
+}
+
+// Criteria lists the accepted criterion names.
+func Criteria() []string {
+	return []string{"taylor", "taylor+", "ppl", "ppl+", "magnitude", "mag+", "bi", "angular"}
+}
+
+// BaseCriteria are what "all" means: each distinct score once.
+func BaseCriteria() []string { return []string{"taylor", "ppl", "magnitude", "bi", "angular"} }
+
+// NeedsData reports whether criterion runs the model on calibration windows.
+func NeedsData(criterion string) bool {
+	base, ok := criteria[criterion]
+	return ok && base != "magnitude"
+}
+
+// ParseCriteria splits a comma-separated list ("all" expands to BaseCriteria) and checks each name.
+func ParseCriteria(s string) ([]string, error) {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		c = strings.TrimSpace(c)
+		switch {
+		case c == "all":
+			out = append(out, BaseCriteria()...)
+		case criteria[c] != "":
+			out = append(out, c)
+		default:
+			return nil, unknownCriterion(c)
+		}
+	}
+	return out, nil
+}
+
+func unknownCriterion(c string) error {
+	return fmt.Errorf("unknown criterion %q (want %s or all): %w", c, strings.Join(Criteria(), ", "), ErrCriterion)
+}
+
+// Options tune Compute; the zero value is Shortened LLaMA's defaults.
+type Options struct {
+	// BatchSize windows run per graph execution: it bounds activation memory and never
+	// changes a score. 0 → DefaultBatchSize.
+	BatchSize int
+	// WeightReduction folds a weight tensor's per-output-row scores (taylor, magnitude):
+	// sum, mean, max or prod, as anal_block_sensitivity_*.py's --weight_reduction.
+	WeightReduction string
+	// NormPower p raises each |w·g| (or |w|) to p before the reductions. 0 → 1.
+	NormPower float64
+	// Span is angular's number of consecutive blocks. 0 → 1.
+	Span int
+	// SkipBlocks are already removed: they score null and are left out of Order.
+	SkipBlocks []int
+	// Progress, if set, is called as work finishes.
+	Progress func(done, total int)
+}
+
+// DefaultBatchSize is the scripts' --batch_size.
+const DefaultBatchSize = 10
+
+func (o Options) withDefaults() Options {
+	o.BatchSize = orDefault(o.BatchSize, DefaultBatchSize)
+	if o.WeightReduction == "" {
+		o.WeightReduction = "sum"
+	}
+	if o.NormPower == 0 {
+		o.NormPower = 1
+	}
+	o.Span = orDefault(o.Span, 1)
+	if o.Progress == nil {
+		o.Progress = func(int, int) {}
+	}
+	return o
+}
+
+func (o Options) validate(numLayers int) error {
+	switch o.WeightReduction {
+	case "sum", "mean", "max", "prod":
+	default:
+		return fmt.Errorf("weight reduction %q: want sum, mean, max or prod: %w", o.WeightReduction, ErrCriterion)
+	}
+	if o.NormPower < 0 || math.IsNaN(o.NormPower) || math.IsInf(o.NormPower, 0) {
+		return fmt.Errorf("norm power %g: want a positive number: %w", o.NormPower, ErrCriterion)
+	}
+	if o.BatchSize < 1 {
+		return fmt.Errorf("batch size %d: want at least 1: %w", o.BatchSize, ErrCriterion)
+	}
+	for _, b := range o.SkipBlocks {
+		if b < 0 || b >= numLayers {
+			return fmt.Errorf("skip block %d outside [0, %d): %w", b, numLayers, ErrCriterion)
+		}
+	}
+	if kept := numLayers - len(uniq(o.SkipBlocks)); o.Span < 1 || o.Span > kept {
+		return fmt.Errorf("span %d: want 1 to %d (the blocks left): %w", o.Span, kept, ErrCriterion)
+	}
+	return nil
+}
+
+// Result is one criterion's scores, in the JSON layout of `shortllm score`.
+type Result struct {
+	Model      string `json:"model"`
+	ConfigHash string `json:"config_hash"`
+	NumLayers  int    `json:"num_layers"`
+	Criterion  string `json:"criterion"`
+	// Scores has one entry per block (for angular: per span start); nil where a block is
+	// skipped or a span does not fit. Higher means more important.
+	Scores []*float64 `json:"scores"`
+	// Order lists the scored blocks least important (lowest score) first.
+	Order       []int          `json:"order"`
+	Calibration *Calibration   `json:"calibration"`
+	Options     map[string]any `json:"options"`
+	ToolVersion string         `json:"tool_version"`
+}
+
+// Score returns block i's score and whether it has one.
+func (r *Result) Score(i int) (float64, bool) {
+	if i < 0 || i >= len(r.Scores) || r.Scores[i] == nil {
+		return 0, false
+	}
+	return *r.Scores[i], true
+}
+
+// Compute scores every block of r's model by criterion. calib may be nil for magnitude.
+func Compute(r *model.Runner, calib *Calibration, criterion string, opts Options) (*Result, error) {
+	base, ok := criteria[criterion]
+	if !ok {
+		return nil, unknownCriterion(criterion)
+	}
+	cfg := r.Model.Config
+	opts = opts.withDefaults()
+	if err := opts.validate(cfg.NumHiddenLayers); err != nil {
+		return nil, err
+	}
+	if NeedsData(criterion) {
+		if err := checkCalibration(cfg, calib); err != nil {
+			return nil, err
+		}
+	} else {
+		calib = nil
+	}
+	scores, err := computeScores(r, calib, base, opts)
+	if err == nil {
+		err = checkFinite(scores)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("score %s: %w", criterion, err)
+	}
+	return &Result{
+		Model: r.Model.Dir, ConfigHash: cfg.Hash(), NumLayers: cfg.NumHiddenLayers,
+		Criterion: criterion, Scores: scores, Order: order(scores), Calibration: calib,
+		Options: optionsRecord(base, opts),
+	}, nil
+}
+
+func computeScores(r *model.Runner, calib *Calibration, base string, opts Options) ([]*float64, error) {
+	switch base {
+	case "taylor":
+		return taylor(r, calib.IDs, opts)
+	case "magnitude":
+		return magnitude(r.Model, opts), nil
+	case "ppl":
+		return pplRemoved(r, calib.IDs, opts)
+	case "bi":
+		return blockInfluence(r, calib.IDs, opts)
+	default:
+		return angular(r, calib.IDs, opts)
+	}
+}
+
+// checkCalibration rejects windows the model cannot run, before any graph is built.
+func checkCalibration(cfg *model.Config, c *Calibration) error {
+	if c == nil {
+		return fmt.Errorf("calibration data required: %w", ErrCalibration)
+	}
+	if err := checkWindows(c.IDs); err != nil {
+		return fmt.Errorf("calib %s: %w", c.Source, err)
+	}
+	if T := len(c.IDs[0]); T > cfg.MaxPositionEmbeddings {
+		return fmt.Errorf("calib %s: windows of %d tokens exceed max_position_embeddings (%d): %w",
+			c.Source, T, cfg.MaxPositionEmbeddings, ErrCalibration)
+	}
+	for i, w := range c.IDs {
+		for _, id := range w {
+			if id >= cfg.VocabSize {
+				return fmt.Errorf("calib %s: window %d: token id %d outside the vocabulary [0, %d): %w",
+					c.Source, i, id, cfg.VocabSize, ErrCalibration)
+			}
+		}
+	}
+	return nil
+}
+
+// checkFinite refuses scores JSON cannot carry and no ranking can use (a prod reduction
+// over thousands of rows overflows easily).
+func checkFinite(scores []*float64) error {
+	for i, s := range scores {
+		if s != nil && (math.IsNaN(*s) || math.IsInf(*s, 0)) {
+			return fmt.Errorf("block %d scores %g; try another weight reduction or norm power", i, *s)
+		}
+	}
+	return nil
+}
+
+// optionsRecord keeps the options that shaped this criterion's scores.
+func optionsRecord(base string, o Options) map[string]any {
+	m := map[string]any{"skip_blocks": sortedOrEmpty(o.SkipBlocks)}
+	switch base {
+	case "taylor", "magnitude":
+		m["weight_reduction"], m["norm_power"], m["block_reduction"] = o.WeightReduction, o.NormPower, "sum"
+	case "angular":
+		m["span"] = o.Span
+	}
+	if base != "magnitude" {
+		m["batch_size"] = o.BatchSize
+	}
+	return m
+}
+
+// order sorts the scored entries by score, least important first; ties keep block order.
+func order(scores []*float64) []int {
+	var idx []int
+	for i, s := range scores {
+		if s != nil {
+			idx = append(idx, i)
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return *scores[idx[a]] < *scores[idx[b]] })
+	return idx
+}
+
+func uniq(v []int) []int {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func sortedOrEmpty(v []int) []int {
+	s := uniq(v)
+	if s == nil {
+		s = []int{}
+	}
+	return s
+}
+
+// kept lists the blocks that are not skipped.
+func kept(numLayers int, skip []int) []int {
+	var out []int
+	for i := 0; i < numLayers; i++ {
+		if !slices.Contains(skip, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// batches splits windows into micro-batches of at most n.
+func batches(ids [][]int, n int) [][][]int {
+	var out [][][]int
+	for i := 0; i < len(ids); i += n {
+		out = append(out, ids[i:min(i+n, len(ids))])
+	}
+	return out
+}
+
+func ptr(v float64) *float64 { return &v }
