@@ -3,6 +3,7 @@ package score
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestCompute_MatchesGolden compares every criterion with the float64 PyTorch reference on
@@ -26,6 +27,7 @@ func TestCompute_MatchesGolden(t *testing.T) {
 				{"bi", g.BI, g.BIOrd, 1e-4, true},
 			}
 			for _, c := range cases {
+				t0 := time.Now()
 				res, err := Compute(r, calib, c.criterion, Options{})
 				if err != nil {
 					t.Fatal(err)
@@ -35,7 +37,7 @@ func TestCompute_MatchesGolden(t *testing.T) {
 				if c.absolute {
 					e = maxAbsErr(got, c.want)
 				}
-				t.Logf("%s: max error %.3g (tolerance %g, absolute=%v)", c.criterion, e, c.tol, c.absolute)
+				t.Logf("%s: max error %.3g (tolerance %g, absolute=%v), %v", c.criterion, e, c.tol, c.absolute, time.Since(t0))
 				if e > c.tol {
 					t.Errorf("%s: max error %.3g > %g\n got  %v\n want %v", c.criterion, e, c.tol, got, c.want)
 				}
