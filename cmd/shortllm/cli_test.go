@@ -155,3 +155,38 @@ func TestEvalSpeed_JSONShape(t *testing.T) {
 		t.Errorf("layers %d, %d", rep.Models[0].NumLayers, rep.Models[1].NumLayers)
 	}
 }
+
+// TestEvalPPL_AdapterEqualsMerged: eval --adapter scores the same as the merged checkpoint,
+// and differently from the base model.
+func TestEvalPPL_AdapterEqualsMerged(t *testing.T) {
+	base := testutil.SharedDir(t, "models", "stories260K")
+	data := testutil.SharedDir(t, "data", "stories", "heldout.jsonl")
+	out := t.TempDir() + "/lora"
+	code, _, errOut := cli(t, "", "--quiet", "retrain", "--model", base, "--out", out, "--mode", "lora",
+		"--data", testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json"), "--max-steps", "2",
+		"--batch-size", "4", "--micro-batch-size", "4", "--lr", "1e-2", "--warmup-steps", "0", "--merge")
+	if code != 0 {
+		t.Fatalf("retrain: exit %d: %s", code, errOut)
+	}
+	ppl := func(args ...string) float64 {
+		t.Helper()
+		code, stdout, errOut := cli(t, "", append([]string{"--json", "eval", "ppl", "--data", data, "--bos", "once", "--max-chunks", "4"}, args...)...)
+		if code != 0 {
+			t.Fatalf("eval ppl %v: exit %d: %s", args, code, errOut)
+		}
+		var rep pplReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep.Results[0].PPL
+	}
+	basePPL := ppl("--model", base)
+	adapted := ppl("--model", base, "--adapter", out)
+	merged := ppl("--model", out+"/merged")
+	if adapted == basePPL {
+		t.Errorf("adapter changed nothing: ppl %g", adapted)
+	}
+	if d := (adapted - merged) / merged; d > 1e-5 || d < -1e-5 {
+		t.Errorf("--adapter ppl %g, merged checkpoint %g", adapted, merged)
+	}
+}

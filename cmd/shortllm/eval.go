@@ -26,7 +26,7 @@ type evalPPLOptions struct {
 	model, data, dataset, bos string
 	wikitext2, ptb            string
 	seqLen, maxChunks, batch  int
-	skip                      string
+	skip, adapter             string
 	out                       string
 }
 
@@ -51,6 +51,7 @@ func newEvalPPLCmd(a *app) *cobra.Command {
 	f.IntVar(&o.maxChunks, "max-chunks", 0, "score only the first N chunks (0 = all)")
 	f.IntVar(&o.batch, "batch-size", 8, "chunks per forward pass")
 	f.StringVar(&o.skip, "skip-blocks", "", "evaluate without these blocks (comma-separated), no checkpoint written")
+	f.StringVar(&o.adapter, "adapter", "", "PEFT LoRA adapter directory applied to the model")
 	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
 	return cmd
 }
@@ -114,7 +115,7 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if err != nil {
 		return err
 	}
-	l, err := a.loadRunner(cmd.Context(), o.model, true)
+	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, true)
 	if err != nil {
 		return err
 	}

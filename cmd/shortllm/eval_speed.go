@@ -66,7 +66,7 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 	}
 	rep := speedReport{NewTokens: o.newTokens, Runs: o.runs, Warmup: o.warmup}
 	for _, ref := range append([]string{o.model}, o.compare...) {
-		l, err := a.loadRunner(cmd.Context(), ref, o.prompt != "")
+		l, err := a.loadRunner(cmd.Context(), ref, "", o.prompt != "")
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ import (
 type evalZeroShotOptions struct {
 	model, tasks, dataDir string
 	limit                 int
-	skip                  string
+	skip, adapter         string
 	logSamples, out       string
 }
 
@@ -35,6 +35,7 @@ func newEvalZeroShotCmd(a *app) *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", "", "directory holding <task>.jsonl files (Hugging Face field layout)")
 	f.IntVar(&o.limit, "limit", 0, "evaluate the first N items of each task (0 = all)")
 	f.StringVar(&o.skip, "skip-blocks", "", "evaluate without these blocks (comma-separated)")
+	f.StringVar(&o.adapter, "adapter", "", "PEFT LoRA adapter directory applied to the model")
 	f.StringVar(&o.logSamples, "log-samples", "", "write per-item log-likelihoods as JSON lines to this file")
 	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
 	return cmd
@@ -62,7 +63,7 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 		}
 		tasks = append(tasks, t)
 	}
-	l, err := a.loadRunner(cmd.Context(), o.model, true)
+	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, true)
 	if err != nil {
 		return err
 	}

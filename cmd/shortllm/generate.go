@@ -13,6 +13,7 @@ import (
 
 type generateOptions struct {
 	model     string
+	adapter   string
 	prompt    string
 	promptIDs string
 	model.GenerateOptions
@@ -30,6 +31,7 @@ func newGenerateCmd(a *app) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id (org/name[@revision])")
+	f.StringVar(&o.adapter, "adapter", "", "PEFT LoRA adapter directory applied to the model")
 	f.StringVar(&o.prompt, "prompt", "", "prompt text (encoded with the model's tokenizer, BOS added)")
 	f.StringVar(&o.promptIDs, "prompt-ids", "", "prompt as comma-separated token ids (default: BOS)")
 	f.IntVar(&o.MaxNewTokens, "max-new-tokens", 128, "tokens to generate")
@@ -42,20 +44,12 @@ func newGenerateCmd(a *app) *cobra.Command {
 }
 
 func runGenerate(a *app, cmd *cobra.Command, o *generateOptions) error {
-	dir, err := a.resolveModel(cmd.Context(), o.model)
+	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, false)
 	if err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	tok, tokErr := tokenizer.Load(dir)
-	prompt, err := promptIDs(o, m.Config, tok, tokErr)
-	if err != nil {
-		return err
-	}
-	be, err := a.backend()
+	m, tok := l.model, l.tok
+	prompt, err := promptIDs(o, m.Config, tok)
 	if err != nil {
 		return err
 	}
@@ -68,7 +62,7 @@ func runGenerate(a *app, cmd *cobra.Command, o *generateOptions) error {
 	if stream {
 		opts.OnToken = streamer(a, tok)
 	}
-	out, err := model.NewRunner(be, m).Generate([][]int{prompt}, opts)
+	out, err := l.runner.Generate([][]int{prompt}, opts)
 	if err != nil {
 		return err
 	}
@@ -103,7 +97,7 @@ func streamer(a *app, tok *tokenizer.Tokenizer) func(int) {
 	}
 }
 
-func promptIDs(o *generateOptions, cfg *model.Config, tok *tokenizer.Tokenizer, tokErr error) ([]int, error) {
+func promptIDs(o *generateOptions, cfg *model.Config, tok *tokenizer.Tokenizer) ([]int, error) {
 	switch {
 	case o.prompt != "" && o.promptIDs != "":
 		return nil, fmt.Errorf("use either --prompt or --prompt-ids, not both")
@@ -111,7 +105,7 @@ func promptIDs(o *generateOptions, cfg *model.Config, tok *tokenizer.Tokenizer, 
 		return parseInts(o.promptIDs, "--prompt-ids")
 	case o.prompt != "":
 		if tok == nil {
-			return nil, fmt.Errorf("--prompt needs the model's tokenizer: %w", tokErr)
+			return nil, fmt.Errorf("--prompt needs the model's tokenizer files (tokenizer.json or tokenizer.model)")
 		}
 		return tok.Encode(o.prompt, true), nil
 	}

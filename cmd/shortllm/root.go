@@ -67,6 +67,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newTokenizeCmd(a),
 		newDetokenizeCmd(a),
 		newEvalCmd(a),
+		newInitCmd(a),
 		newPruneCmd(a),
 		newInspectCmd(a),
 		newRetrainCmd(a),

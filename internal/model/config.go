@@ -373,3 +373,13 @@ func (c *Config) Hash() string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// InitializerRange is config.json's initializer_range (the std of HF's weight init), 0.02 when
+// absent.
+func (c *Config) InitializerRange() float64 {
+	var v float64
+	if raw, ok := c.extra["initializer_range"]; ok && json.Unmarshal(raw, &v) == nil && v > 0 {
+		return v
+	}
+	return 0.02
+}
