@@ -13,9 +13,9 @@ import (
 type loaded struct {
 	dir     string
 	adapter string
-	model  *model.Model
-	runner *model.Runner
-	tok    *tokenizer.Tokenizer
+	model   *model.Model
+	runner  *model.Runner
+	tok     *tokenizer.Tokenizer
 }
 
 // loadRunner resolves ref, loads the checkpoint (merging a PEFT LoRA adapter directory into

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shortllm/shortllm/internal/score"
+)
+
+type scoreOptions struct {
+	model     string
+	calib     string
+	criterion string
+	out       string
+	calibOpts score.CalibOptions
+	opts      score.Options
+}
+
+func newScoreCmd(a *app) *cobra.Command {
+	o := &scoreOptions{}
+	cmd := &cobra.Command{
+		Use:   "score --model DIR --calib FILE [--criterion taylor,ppl,magnitude,bi,angular|all]",
+		Short: "Rank the model's blocks by importance (Shortened LLaMA's pruning criteria)",
+		Long: `Score every Transformer block; lower scores mean less important (pruned first).
+
+Calibration (--calib): .json with {"ids": [[...], ...]} windows (or a file this command wrote:
+its calibration.ids are reused, so any run repeats exactly), or text — .txt (one row per line)
+or .jsonl (a "text" field per line) — from which --calib-samples rows with at least --seq-len
+tokens are drawn at random (seeded by --seed) and a random window cut from each, as the
+paper's get_examples does. The windows used are written into the output.`,
+		Example: `  shortllm score --model ../shared/models/deep16 --calib ../shared/data/stories/calib10x128.ids.json --criterion all
+  shortllm score --model DIR --calib bookcorpus.jsonl --criterion taylor+ --out scores.json
+  shortllm score --model DIR --calib scores.json --criterion ppl --skip-blocks 3,5 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runScore(a, cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id (org/name[@revision])")
+	f.StringVar(&o.calib, "calib", "", "calibration file: .json (token windows or a score result), .txt or .jsonl text")
+	f.StringVar(&o.criterion, "criterion", "taylor", "comma-separated criteria ("+strings.Join(score.Criteria(), ", ")+") or all")
+	f.StringVar(&o.out, "out", "", "also write the JSON result to this file")
+	f.IntVar(&o.calibOpts.Samples, "calib-samples", 0, fmt.Sprintf("windows drawn from text (default %d)", score.DefaultSamples))
+	f.IntVar(&o.calibOpts.SeqLen, "seq-len", 0, fmt.Sprintf("tokens per window (default %d)", score.DefaultSeqLen))
+	f.Uint64Var(&o.calibOpts.Seed, "seed", score.DefaultSeed, "seed for drawing windows from text")
+	f.BoolVar(&o.calibOpts.NoBOS, "no-bos", false, "tokenise text rows without BOS")
+	f.IntVar(&o.opts.BatchSize, "batch-size", score.DefaultBatchSize, "windows per forward pass (memory only; scores do not change)")
+	f.StringVar(&o.opts.WeightReduction, "weight-reduction", "sum", "taylor/magnitude: fold a tensor's row scores by sum, mean, max or prod")
+	f.Float64Var(&o.opts.NormPower, "norm-power", 1, "taylor/magnitude: raise each |w·g| or |w| to this power")
+	f.IntVar(&o.opts.Span, "span", 1, "angular: blocks per span")
+	f.IntSliceVar(&o.opts.SkipBlocks, "skip-blocks", nil, "score the model with these blocks already removed, e.g. 3,5")
+	return cmd
+}
+
+func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
+	names, err := score.ParseCriteria(o.criterion)
+	if err != nil {
+		return fmt.Errorf("--criterion: %w", err)
+	}
+	l, err := a.loadRunner(cmd.Context(), o.model, false)
+	if err != nil {
+		return err
+	}
+	var tok score.Tokenizer
+	if l.tok != nil { // a nil *Tokenizer in the interface would look present
+		tok = l.tok
+	}
+	calib, err := o.loadCalibration(names, tok)
+	if err != nil {
+		return err
+	}
+	var results []*score.Result
+	for _, c := range names {
+		opts := o.opts
+		opts.Progress = barProgress(a, "score "+c)
+		res, err := score.Compute(l.runner, calib, c, opts)
+		if err != nil {
+			return err
+		}
+		res.ToolVersion = version
+		results = append(results, res)
+	}
+	if o.out != "" {
+		if err := score.WriteResults(o.out, results); err != nil {
+			return err
+		}
+	}
+	if a.json {
+		doc, err := score.MarshalResults(results)
+		if err != nil {
+			return err
+		}
+		_, err = a.out.Write(doc)
+		return err
+	}
+	for _, r := range results {
+		printScoreTable(a.out, r)
+	}
+	return nil
+}
+
+// loadCalibration reads --calib when a criterion needs data; the tokenizer is only needed
+// for text files, and LoadCalibration says so if it is missing.
+func (o *scoreOptions) loadCalibration(names []string, tok score.Tokenizer) (*score.Calibration, error) {
+	for _, c := range names {
+		if !score.NeedsData(c) {
+			continue
+		}
+		if o.calib == "" {
+			return nil, fmt.Errorf("--calib is required for criterion %s (only magnitude needs no data)", c)
+		}
+		return score.LoadCalibration(o.calib, tok, o.calibOpts)
+	}
+	return nil, nil
+}
+
+// barProgress draws one bar per criterion on stderr, created once the total is known.
+func barProgress(a *app, desc string) func(done, total int) {
+	var bar interface {
+		Set(int) error
+		Finish() error
+	}
+	return func(done, total int) {
+		if bar == nil {
+			bar = a.progress(total, desc)
+		}
+		_ = bar.Set(done)
+		if done >= total {
+			_ = bar.Finish()
+		}
+	}
+}
+
+const barWidth = 30
+
+// printScoreTable prints block, score, rank (1 = pruned first) and a bar scaled to the
+// largest score.
+func printScoreTable(w io.Writer, r *score.Result) {
+	rank := make(map[int]int, len(r.Order))
+	for i, b := range r.Order {
+		rank[b] = i + 1
+	}
+	top := 0.0
+	for _, s := range r.Scores {
+		if s != nil {
+			top = math.Max(top, *s)
+		}
+	}
+	title := r.Criterion
+	if span, ok := r.Options["span"]; ok {
+		title += fmt.Sprintf(" (span %v; a score belongs to the span's first block)", span)
+	}
+	fmt.Fprintf(w, "# %s — %s, %d blocks; rank 1 = least important\n", title, r.Model, r.NumLayers)
+	fmt.Fprintf(w, "%-6s %14s %5s\n", "block", "score", "rank")
+	for i := range r.Scores {
+		s, ok := r.Score(i)
+		if !ok {
+			fmt.Fprintf(w, "%-6d %14s %5s\n", i, "-", "-")
+			continue
+		}
+		n := 0
+		if top > 0 {
+			n = int(math.Round(s / top * barWidth))
+		}
+		fmt.Fprintf(w, "%-6d %14.6g %5d %s\n", i, s, rank[i], strings.Repeat("█", max(n, 0)))
+	}
+}
