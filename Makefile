@@ -4,7 +4,7 @@ BIN     ?= bin/shortllm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build build-noxla test test-race lint bench fuzz clean
+.PHONY: build build-noxla test test-race lint bench fuzz clean demo demo-model
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shortllm
@@ -35,6 +35,17 @@ fuzz:
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The whole experiment in small, on the model that ships in testdata/demo (about 2 minutes on
+# two cores): score, prune 25%, LoRA and CPT, evaluate, report → runs/demo/report.md.
+DEMO_OUT ?= runs/demo
+demo: build
+	$(BIN) pipeline --config testdata/demo/pipeline.yaml --out $(DEMO_OUT)
+	@echo "report: $(DEMO_OUT)/report.md"
+
+# Rebuild testdata/demo (tokenizer, config, data, model) from Go's own copy of Newton's Opticks.
+demo-model: build
+	BIN=$(BIN) scripts/demo-model.sh
 
 clean:
 	rm -rf bin

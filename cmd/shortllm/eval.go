@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,7 @@ func newEvalPPLCmd(a *app) *cobra.Command {
 	f.StringVar(&o.skip, "skip-blocks", "", "evaluate without these blocks (comma-separated), no checkpoint written")
 	f.StringVar(&o.adapter, "adapter", "", "PEFT LoRA adapter directory applied to the model")
 	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
+	addDTypeFlag(f, a)
 	return cmd
 }
 
@@ -104,6 +106,21 @@ type pplReport struct {
 	provenance
 	SkipBlocks []int             `json:"skip_blocks,omitempty"`
 	Results    []*eval.PPLResult `json:"results"`
+	// Timings[i] is Results[i]'s speed; WallS and TokensPerS cover all of them.
+	Timings    []pplTiming `json:"timings"`
+	WallS      float64     `json:"wall_s"`
+	TokensPerS float64     `json:"tokens_per_s"`
+}
+
+// pplTiming is the forward throughput of one perplexity run: input tokens (chunks × seq-len)
+// per second. The first batch also compiles the graph (seconds on XLA), so the throughput of
+// the batches after it is reported as well.
+type pplTiming struct {
+	WallS            float64 `json:"wall_s"`
+	Tokens           int     `json:"tokens"`
+	TokensPerS       float64 `json:"tokens_per_s"`
+	SteadyTokensPerS float64 `json:"steady_tokens_per_s,omitempty"` // after the first batch
+	FirstBatchS      float64 `json:"first_batch_s"`
 }
 
 func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
@@ -121,17 +138,39 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	}
 	lm := eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}
 	rep := pplReport{provenance: a.provenance(l), SkipBlocks: skip}
+	var tokens int
 	for _, j := range jobs {
 		bar := a.progress(-1, fmt.Sprintf("ppl %s bos=%s", filepath.Base(j.path), j.bos))
+		start := time.Now()
+		var first time.Time
+		firstChunks := 0
 		res, err := eval.EvalPerplexity(lm, l.tok, j.path, j.dataset, eval.PPLOptions{
 			SeqLen: o.seqLen, BOS: j.bos, MaxChunks: o.maxChunks, BatchSize: o.batch,
-			Progress: func(done, total int) { bar.ChangeMax(total); bar.Set(done) },
+			Progress: func(done, total int) {
+				if first.IsZero() {
+					first, firstChunks = time.Now(), done
+				}
+				bar.ChangeMax(total)
+				bar.Set(done)
+			},
 		})
 		bar.Finish()
 		if err != nil {
 			return err
 		}
+		wall := time.Since(start).Seconds()
+		tm := pplTiming{WallS: wall, Tokens: res.Chunks * res.SeqLen, FirstBatchS: first.Sub(start).Seconds()}
+		tm.TokensPerS = float64(tm.Tokens) / wall
+		if rest := time.Since(first).Seconds(); res.Chunks > firstChunks && rest > 0 {
+			tm.SteadyTokensPerS = float64((res.Chunks-firstChunks)*res.SeqLen) / rest
+		}
 		rep.Results = append(rep.Results, res)
+		rep.Timings = append(rep.Timings, tm)
+		rep.WallS += wall
+		tokens += tm.Tokens
+	}
+	if rep.WallS > 0 {
+		rep.TokensPerS = float64(tokens) / rep.WallS
 	}
 	if err := writeResultFile(o.out, rep); err != nil {
 		return err
@@ -140,9 +179,10 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 		return a.printJSON(rep)
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "dataset\tfile\tbos\tchunks\ttokens\tppl")
-	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.4f\n", r.Dataset, filepath.Base(r.DataFile), r.BOS, r.Chunks, r.Tokens, r.PPL)
+	fmt.Fprintln(tw, "dataset\tfile\tbos\tchunks\ttokens\tppl\twall s\ttokens/s")
+	for i, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.4f\t%.2f\t%.0f\n", r.Dataset, filepath.Base(r.DataFile), r.BOS, r.Chunks, r.Tokens, r.PPL,
+			rep.Timings[i].WallS, rep.Timings[i].TokensPerS)
 	}
 	return tw.Flush()
 }

@@ -41,6 +41,7 @@ func newEvalSpeedCmd(a *app) *cobra.Command {
 	f.IntVar(&o.runs, "runs", 30, "timed runs per batch size (median reported)")
 	f.IntVar(&o.warmup, "warmup", 10, "untimed runs first")
 	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
+	addDTypeFlag(f, a)
 	return cmd
 }
 
@@ -81,6 +82,14 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		bar.Finish()
 		if err != nil {
 			return err
+		}
+		if l.runner.Backend.Name() != "go" {
+			// go-xla v0.1.4 wraps no PJRT_Device_MemoryStats, so device memory cannot be read
+			// here; the figure is the host process's peak RSS (scripts/device-check.sh samples
+			// nvidia-smi for the GPU side).
+			for i := range pts {
+				pts[i].MemKind = "host_rss"
+			}
 		}
 		sm := speedModel{provenance: a.provenance(l), Points: pts}
 		for i, p := range pts {

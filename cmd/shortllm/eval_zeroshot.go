@@ -38,6 +38,7 @@ func newEvalZeroShotCmd(a *app) *cobra.Command {
 	f.StringVar(&o.adapter, "adapter", "", "PEFT LoRA adapter directory applied to the model")
 	f.StringVar(&o.logSamples, "log-samples", "", "write per-item log-likelihoods as JSON lines to this file")
 	f.StringVar(&o.out, "out", "", "also write the results JSON to this file")
+	addDTypeFlag(f, a)
 	return cmd
 }
 

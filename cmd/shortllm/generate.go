@@ -40,6 +40,7 @@ func newGenerateCmd(a *app) *cobra.Command {
 	f.IntVar(&o.TopK, "top-k", 0, "sample among the k most likely tokens (0 = all)")
 	f.Uint64Var(&o.Seed, "seed", 0, "random seed for sampling")
 	f.BoolVar(&o.IgnoreEOS, "ignore-eos", false, "generate max-new-tokens even after EOS")
+	addDTypeFlag(f, a)
 	return cmd
 }
 

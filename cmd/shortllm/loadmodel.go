@@ -26,7 +26,11 @@ func (a *app) loadRunner(ctx context.Context, ref, adapter string, needTok bool)
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	dt, err := model.ParseDType(a.dtype, "--dtype")
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(dir, model.LoadOptions{DType: dt})
 	if err != nil {
 		return nil, err
 	}
@@ -55,12 +59,13 @@ type provenance struct {
 	Params     int64  `json:"params"`
 	Tokenizer  string `json:"tokenizer,omitempty"`
 	Backend    string `json:"backend"`
+	DType      string `json:"dtype"`
 	Version    string `json:"tool_version"`
 }
 
 func (a *app) provenance(l *loaded) provenance {
 	p := provenance{Model: l.dir, Adapter: l.adapter, ConfigHash: l.model.Config.Hash(), NumLayers: l.model.Config.NumHiddenLayers,
-		Params: l.model.NumParams(), Backend: l.runner.Backend.Name(), Version: version}
+		Params: l.model.NumParams(), Backend: l.runner.Backend.Name(), DType: model.DTypeName(l.model.ComputeDType()), Version: version}
 	if l.tok != nil {
 		p.Tokenizer = l.tok.Kind()
 	}

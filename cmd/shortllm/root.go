@@ -29,6 +29,8 @@ type app struct {
 	quiet       bool
 
 	be backends.Backend
+	// dtype is the compute dtype flag of the verbs that run a model (see addDTypeFlag).
+	dtype string
 }
 
 func execute(args []string, in io.Reader, out, errOut io.Writer) int {
@@ -66,12 +68,17 @@ func newRootCmd(a *app) *cobra.Command {
 		newGenerateCmd(a),
 		newTokenizeCmd(a),
 		newDetokenizeCmd(a),
+		newScoreCmd(a),
 		newEvalCmd(a),
 		newInitCmd(a),
 		newPruneCmd(a),
 		newInspectCmd(a),
 		newRetrainCmd(a),
 		newMergeCmd(a),
+		newDemoDataCmd(a),
+		newPipelineCmd(a),
+		newReportCmd(a),
+		newCheckGoldenCmd(a),
 	)
 	return root
 }
@@ -134,28 +141,6 @@ func newVersionCmd(a *app) *cobra.Command {
 			}
 			_, err := fmt.Fprintf(a.out, "shortllm %s\n", version)
 			return err
-		},
-	}
-}
-
-func newBackendsCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "backends",
-		Short: "List compiled backends and the PJRT plugins found",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			info := backend.Describe()
-			if a.json {
-				return a.printJSON(info)
-			}
-			fmt.Fprintf(a.out, "compiled backends: %s\n", strings.Join(info.Compiled, ", "))
-			fmt.Fprintf(a.out, "xla compiled in:   %v\n", info.XLA)
-			if len(info.Plugins) == 0 {
-				fmt.Fprintln(a.out, "PJRT plugins:      none found (set PJRT_PLUGIN_LIBRARY_PATH or GOMLX_BACKEND=xla:/abs/plugin.so)")
-			} else {
-				fmt.Fprintf(a.out, "PJRT plugins:      %s\n", strings.Join(info.Plugins, ", "))
-			}
-			return nil
 		},
 	}
 }

@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/score"
+	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
 type scoreOptions struct {
@@ -60,23 +62,28 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err != nil {
 		return fmt.Errorf("--criterion: %w", err)
 	}
-	l, err := a.loadRunner(cmd.Context(), o.model, false)
+	dir, err := a.resolveModel(cmd.Context(), o.model)
 	if err != nil {
 		return err
 	}
-	var tok score.Tokenizer
-	if l.tok != nil { // a nil *Tokenizer in the interface would look present
-		tok = l.tok
-	}
-	calib, err := o.loadCalibration(names, tok)
+	m, err := model.Load(dir, model.LoadOptions{})
 	if err != nil {
 		return err
 	}
+	calib, err := o.loadCalibration(names, dir)
+	if err != nil {
+		return err
+	}
+	be, err := a.backend()
+	if err != nil {
+		return err
+	}
+	runner := model.NewRunner(be, m)
 	var results []*score.Result
 	for _, c := range names {
 		opts := o.opts
 		opts.Progress = barProgress(a, "score "+c)
-		res, err := score.Compute(l.runner, calib, c, opts)
+		res, err := score.Compute(runner, calib, c, opts)
 		if err != nil {
 			return err
 		}
@@ -102,15 +109,19 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	return nil
 }
 
-// loadCalibration reads --calib when a criterion needs data; the tokenizer is only needed
+// loadCalibration reads --calib when a criterion needs data. The tokenizer is only needed
 // for text files, and LoadCalibration says so if it is missing.
-func (o *scoreOptions) loadCalibration(names []string, tok score.Tokenizer) (*score.Calibration, error) {
+func (o *scoreOptions) loadCalibration(names []string, dir string) (*score.Calibration, error) {
 	for _, c := range names {
 		if !score.NeedsData(c) {
 			continue
 		}
 		if o.calib == "" {
 			return nil, fmt.Errorf("--calib is required for criterion %s (only magnitude needs no data)", c)
+		}
+		var tok score.Tokenizer
+		if t, err := tokenizer.Load(dir); err == nil { // a nil *Tokenizer must not reach the interface
+			tok = t
 		}
 		return score.LoadCalibration(o.calib, tok, o.calibOpts)
 	}
@@ -136,35 +147,34 @@ func barProgress(a *app, desc string) func(done, total int) {
 
 const barWidth = 30
 
-// printScoreTable prints block, score, rank (1 = pruned first) and a bar scaled to the
-// largest score.
+// printScoreTable prints block, score, rank (1 = pruned first) and a bar spanning the lowest
+// to the highest score: close scores are what a ranking has to tell apart.
 func printScoreTable(w io.Writer, r *score.Result) {
 	rank := make(map[int]int, len(r.Order))
 	for i, b := range r.Order {
 		rank[b] = i + 1
 	}
-	top := 0.0
-	for _, s := range r.Scores {
-		if s != nil {
-			top = math.Max(top, *s)
-		}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, b := range r.Order {
+		s, _ := r.Score(b)
+		lo, hi = math.Min(lo, s), math.Max(hi, s)
 	}
 	title := r.Criterion
 	if span, ok := r.Options["span"]; ok {
 		title += fmt.Sprintf(" (span %v; a score belongs to the span's first block)", span)
 	}
 	fmt.Fprintf(w, "# %s — %s, %d blocks; rank 1 = least important\n", title, r.Model, r.NumLayers)
-	fmt.Fprintf(w, "%-6s %14s %5s\n", "block", "score", "rank")
+	fmt.Fprintf(w, "%5s %14s %5s\n", "block", "score", "rank")
 	for i := range r.Scores {
 		s, ok := r.Score(i)
 		if !ok {
-			fmt.Fprintf(w, "%-6d %14s %5s\n", i, "-", "-")
+			fmt.Fprintf(w, "%5d %14s %5s\n", i, "-", "-")
 			continue
 		}
-		n := 0
-		if top > 0 {
-			n = int(math.Round(s / top * barWidth))
+		n := barWidth
+		if hi > lo {
+			n = 1 + int(math.Round((s-lo)/(hi-lo)*(barWidth-1)))
 		}
-		fmt.Fprintf(w, "%-6d %14.6g %5d %s\n", i, s, rank[i], strings.Repeat("█", max(n, 0)))
+		fmt.Fprintf(w, "%5d %14.6g %5d %s\n", i, s, rank[i], strings.Repeat("█", n))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
@@ -71,9 +72,75 @@ type Info struct {
 	Compiled []string `json:"compiled"`
 	XLA      bool     `json:"xla_compiled"`
 	Plugins  []string `json:"pjrt_plugins"`
+	// Probes is filled only when asked (creating an XLA client initialises the device, which
+	// takes seconds and may print driver messages).
+	Probes []Probe `json:"probes,omitempty"`
 }
 
-// Describe lists compiled backends and the PJRT plugins found on the search path.
-func Describe() Info {
-	return Info{Compiled: backends.List(), XLA: xlaCompiled, Plugins: listPlugins()}
+// Probe is the result of creating one backend and asking it for its devices.
+type Probe struct {
+	Spec    string   `json:"spec"`
+	OK      bool     `json:"ok"`
+	Error   string   `json:"error,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+}
+
+// Describe lists compiled backends and the PJRT plugins found on the search path. With probe,
+// it also creates the go backend, each plugin found and the extra specs (e.g. the one in
+// $GOMLX_BACKEND) and lists their devices; failures are reported, never fatal.
+func Describe(probe bool, extra ...string) Info {
+	info := Info{Compiled: backends.List(), XLA: xlaCompiled, Plugins: listPlugins()}
+	if !probe {
+		return info
+	}
+	specs := []string{"go"}
+	if xlaCompiled {
+		for _, p := range info.Plugins {
+			specs = append(specs, "xla:"+p)
+		}
+	}
+	for _, s := range extra {
+		if s != "" && !slices.Contains(specs, s) {
+			specs = append(specs, s)
+		}
+	}
+	for _, s := range specs {
+		info.Probes = append(info.Probes, ProbeSpec(s))
+	}
+	return info
+}
+
+// ProbeSpec creates the backend for spec without falling back, lists its devices and releases
+// it. A panic inside a plugin's initialisation is reported as an error.
+func ProbeSpec(spec string) (p Probe) {
+	p.Spec = spec
+	defer func() {
+		if r := recover(); r != nil {
+			p.OK, p.Error = false, fmt.Sprint(r)
+		}
+	}()
+	var b backends.Backend
+	var err error
+	name, cfg, _ := strings.Cut(spec, ":")
+	switch name {
+	case "xla", "stablehlo", "hlo", "shlo":
+		b, err = newXLA(cfg)
+	default:
+		b, err = New(spec, io.Discard)
+	}
+	if err != nil {
+		p.Error = oneLine(err)
+		return p
+	}
+	defer b.Finalize()
+	p.OK, p.Name = true, b.Name()
+	for d := 0; d < b.NumDevices(); d++ {
+		p.Devices = append(p.Devices, oneLineString(b.DeviceDescription(backends.DeviceNum(d))))
+	}
+	return p
+}
+
+func oneLineString(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -201,9 +201,13 @@ func attention(cfg *Config, p Params, i int, x *Node, in blockInputs) *Node {
 }
 
 // update writes this step's k, v [B, T, Hkv, Dh] at positions pos [T] into layer i's cache
-// [B, S, Hkv, Dh] and returns the whole cache. SimpleGo has no DynamicUpdateSlice, so the write
-// is a one-hot product: cache·(1−Σₜ onehot) + Σₜ onehot ⊗ new.
+// [B, S, Hkv, Dh] and returns the whole cache. Backends with DynamicUpdateSlice (XLA) write in
+// place (xla_kvcache.go); SimpleGo has none, so there the write is a one-hot product:
+// cache·(1−Σₜ onehot) + Σₜ onehot ⊗ new.
 func (c *KVCache) update(i int, pos, k, v *Node) (*Node, *Node) {
+	if useDUS(k.Graph()) {
+		return c.updateDUS(i, pos, k, v)
+	}
 	S := c.K[i].Shape().Dimensions[1]
 	oneHot := OneHot(pos, S, k.DType()) // [T, S]
 	keep := OneMinus(ReduceSum(oneHot, 0))

@@ -45,6 +45,10 @@ func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error
 	if err := r.checkIDs(prompts, 0); err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
+	mode, err := KVUpdateMode(r.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
 	B := len(prompts)
 	cache := r.emptyCache(B, S)
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
@@ -53,7 +57,7 @@ func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error
 	cur := prompts
 	pos := 0
 	for step := 0; step < opts.MaxNewTokens; step++ {
-		logits, next, err := r.decodeStep(cur, pos, cache, opts.SkipBlocks)
+		logits, next, err := r.decodeStep(cur, pos, cache, opts.SkipBlocks, mode)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +109,7 @@ func (r *Runner) emptyCache(B, S int) []*tensors.Tensor {
 
 // decodeStep runs tokens cur [B, T] at positions pos.. through the cached model and returns
 // the last position's logits [B·V] and the updated cache.
-func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip []int) ([]float32, []*tensors.Tensor, error) {
+func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip []int, mode string) ([]float32, []*tensors.Tensor, error) {
 	cfg := r.Model.Config
 	L := cfg.NumHiddenLayers
 	ids, err := IDsTensor(cur)
@@ -118,7 +122,15 @@ func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip 
 		positions[i] = int32(pos + i)
 	}
 	args := append([]*tensors.Tensor{ids, tensors.FromFlatDataAndDimensions(positions, T)}, cache...)
-	out, err := r.Run("decode/"+SkipKey(skip), func(p Params, in []*Node) []*Node {
+	// The cache inputs are not used after this step (Generate keeps the outputs), so their
+	// buffers can be donated: XLA then updates the cache in place.
+	donate := make([]bool, len(args))
+	if r.donateKV() {
+		for i := 2; i < len(args); i++ {
+			donate[i] = true
+		}
+	}
+	out, err := r.runDonating("decode/"+mode+"/"+SkipKey(skip), func(p Params, in []*Node) []*Node {
 		kv := &KVCache{K: in[2 : 2+L], V: in[2+L : 2+2*L]}
 		res := Forward(cfg, p, in[0], ForwardOptions{SkipBlocks: skip, Positions: in[1], Cache: kv})
 		dims := res.Logits.Shape().Dimensions
@@ -126,7 +138,7 @@ func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip 
 		outs := []*Node{ConvertDType(Reshape(last, dims[0], dims[2]), dtypes.Float32)}
 		outs = append(outs, res.Cache.K...)
 		return append(outs, res.Cache.V...)
-	}, args...)
+	}, donate, args...)
 	if err != nil {
 		return nil, nil, err
 	}

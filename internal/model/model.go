@@ -204,6 +204,12 @@ func readTensor(ckpt *safetensors.Checkpoint, dir, name string, shape []int, dt 
 	return t, info.DType, err
 }
 
+// TensorFromFloat32 converts host float32 values to a tensor of dtype dt (float32, bfloat16
+// with round-to-nearest-even, or float64).
+func TensorFromFloat32(vals []float32, shape []int, dt dtypes.DType) (*tensors.Tensor, error) {
+	return float32Tensor(vals, shape, dt)
+}
+
 // float32Tensor converts host float32 values to a tensor of the compute dtype.
 func float32Tensor(vals []float32, shape []int, dt dtypes.DType) (*tensors.Tensor, error) {
 	switch dt {
@@ -215,8 +221,10 @@ func float32Tensor(vals []float32, shape []int, dt dtypes.DType) (*tensors.Tenso
 			f[i] = float64(v)
 		}
 		return tensors.FromFlatDataAndDimensions(f, shape...), nil
+	case dtypes.BFloat16:
+		return bf16Tensor(vals, shape), nil
 	}
-	return nil, fmt.Errorf("compute dtype %s is not supported on load (float32, float64)", dt)
+	return nil, fmt.Errorf("compute dtype %s is not supported on load (float32, bfloat16, float64)", dt)
 }
 
 // Float32Values copies a weight tensor to host float32 values.
@@ -231,6 +239,8 @@ func Float32Values(t *tensors.Tensor) []float32 {
 			out[i] = float32(v)
 		}
 		return out
+	case dtypes.BFloat16:
+		return bf16Values(t)
 	}
 	panic(fmt.Sprintf("Float32Values: unsupported dtype %s", t.DType()))
 }

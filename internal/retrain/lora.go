@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/shortllm/shortllm/internal/model"
@@ -409,16 +408,5 @@ func Merge(m *model.Model, a *Adapter) error {
 
 // sameDType builds a tensor with like's dtype and shape from float32 values.
 func sameDType(vals []float32, like *tensors.Tensor) (*tensors.Tensor, error) {
-	dims := like.Shape().Dimensions
-	switch like.DType() {
-	case dtypes.Float32:
-		return tensors.FromFlatDataAndDimensions(vals, dims...), nil
-	case dtypes.Float64:
-		f := make([]float64, len(vals))
-		for i, v := range vals {
-			f[i] = float64(v)
-		}
-		return tensors.FromFlatDataAndDimensions(f, dims...), nil
-	}
-	return nil, fmt.Errorf("dtype %s not supported", like.DType())
+	return model.TensorFromFloat32(vals, like.Shape().Dimensions, like.DType())
 }

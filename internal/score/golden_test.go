@@ -27,6 +27,10 @@ func TestCompute_MatchesGolden(t *testing.T) {
 				{"bi", g.BI, g.BIOrd, 1e-4, true},
 			}
 			for _, c := range cases {
+				if testing.Short() && name == "deep16" && c.criterion == "ppl" {
+					t.Log("-short: deep16 ppl skipped (the slowest variant, ~20 s)")
+					continue
+				}
 				t0 := time.Now()
 				res, err := Compute(r, calib, c.criterion, Options{})
 				if err != nil {

@@ -112,7 +112,11 @@ func (o Options) validate(numLayers int) error {
 			return fmt.Errorf("skip block %d outside [0, %d): %w", b, numLayers, ErrCriterion)
 		}
 	}
-	if kept := numLayers - len(uniq(o.SkipBlocks)); o.Span < 1 || o.Span > kept {
+	kept := numLayers - len(uniq(o.SkipBlocks))
+	if kept == 0 {
+		return fmt.Errorf("all %d blocks are skipped: %w", numLayers, ErrCriterion)
+	}
+	if o.Span < 1 || o.Span > kept {
 		return fmt.Errorf("span %d: want 1 to %d (the blocks left): %w", o.Span, kept, ErrCriterion)
 	}
 	return nil

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// demoModel is the model `make demo` prunes; tests use it with tiny settings.
+func demoModel(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "testdata", "demo")
+	if _, err := os.Stat(filepath.Join(dir, "model", "model.safetensors")); err != nil {
+		t.Skipf("demo model not built (make demo-model): %v", err)
+	}
+	return dir
+}
+
+// tinyPipeline is the demo's pipeline.yaml cut to seconds: one criterion, two retraining
+// modes of two steps, two PPL chunks, no speed.
+func tinyPipeline(demo, out string, extra ...string) []string {
+	return append([]string{"pipeline", "--quiet", "--config", filepath.Join(demo, "pipeline.yaml"), "--out", out,
+		"--criteria", "ppl", "--retrain", "none,lora", "--retrain-steps", "2", "--max-chunks", "2",
+		"--calib-samples", "4", "--speed=false"}, extra...)
+}
+
+type pipelineDoc struct {
+	Log struct{ Ran, Reused []string }
+}
+
+func runPipelineJSON(t *testing.T, args ...string) pipelineDoc {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if code := execute(append(args, "--json"), nil, &out, &errOut); code != 0 {
+		t.Fatalf("pipeline: exit %d: %s", code, errOut.String())
+	}
+	var doc pipelineDoc
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("pipeline --json: %v\n%s", err, out.String())
+	}
+	return doc
+}
+
+// TestPipeline_KillResumeAndAddRatio kills a pipeline process (SIGKILL) once its first stage
+// has finished, re-runs it and checks that finished stages were reused, not redone (their
+// stage.json untouched), that the report has its tables and plots, and that adding a ratio
+// runs only the new ratio's stages.
+func TestPipeline_KillResumeAndAddRatio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pipeline subprocesses")
+	}
+	demo := demoModel(t)
+	out := filepath.Join(t.TempDir(), "run")
+	first := killAfterFirstStage(t, retrainCommand(append(tinyPipeline(demo, out), "--stage-delay", "1s")...), out)
+	before, err := os.Stat(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := runPipelineJSON(t, tinyPipeline(demo, out)...)
+	rel, _ := filepath.Rel(out, filepath.Dir(first))
+	if !contains(doc.Log.Reused, rel) || contains(doc.Log.Ran, rel) {
+		t.Fatalf("after the kill, %s was not reused: ran %v, reused %v", rel, doc.Log.Ran, doc.Log.Reused)
+	}
+	if after, _ := os.Stat(first); !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("%s rewritten by the resumed run", first)
+	}
+	checkReport(t, out)
+
+	doc = runPipelineJSON(t, tinyPipeline(demo, out, "--ratios", "25%,40%")...)
+	if len(doc.Log.Ran) == 0 {
+		t.Fatal("adding a ratio ran nothing")
+	}
+	for _, s := range doc.Log.Ran {
+		if !strings.Contains(s, "-40.0") {
+			t.Errorf("adding ratio 40%% re-ran %s", s)
+		}
+	}
+}
+
+// killAfterFirstStage starts cmd, waits for the first stage.json under out, kills the
+// process with SIGKILL and returns that stage.json's path.
+func killAfterFirstStage(t *testing.T, cmd *exec.Cmd, out string) string {
+	t.Helper()
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(out, "*", "*", "stage.json")); len(m) > 0 {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if _, err := os.Stat(filepath.Join(out, "report.md")); err == nil {
+				t.Fatal("the pipeline finished before it was killed: raise --stage-delay")
+			}
+			return m[0]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	t.Fatalf("no stage finished within 60s:\n%s", log.String())
+	return ""
+}
+
+func checkReport(t *testing.T, out string) {
+	t.Helper()
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks.png"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if strings.Contains(string(md), "Incomplete run") {
+		t.Error("report.md says the finished run is incomplete")
+	}
+	for _, p := range []string{"scores-ppl.png", "ppl-opticks.png"} {
+		if st, err := os.Stat(filepath.Join(out, "plots", p)); err != nil || st.Size() < 1000 {
+			t.Errorf("plot %s: %v", p, err)
+		}
+	}
+	// report re-renders the same tables from the stored results.
+	before := string(md)
+	if code, _, errOut := cli(t, "", "report", out); code != 0 {
+		t.Fatalf("report: %s", errOut)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "report.md")); string(again) != before {
+		t.Error("shortllm report rendered a different report.md from the same results")
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPipeline_BadInputOneLine: each mistake is one line on stderr, exit code 1, and
+// nothing is written.
+func TestPipeline_BadInputOneLine(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("ratios: 20%\ncriterias: ppl\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run")
+	common := []string{"pipeline", "--model", dir, "--out", out, "--calib", badYAML, "--eval-ppl", "x=text:" + badYAML}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown stage", []string{"--retrain", "none,qlora"}, `--retrain: unknown stage "qlora" (want none, lora, cpt, cpt+lora)`},
+		{"duplicate ratios", []string{"--ratios", "20%,35%,0.2"}, "--ratios: 20% and 0.2 are the same ratio"},
+		{"config unknown key", []string{"--config", badYAML}, "unknown key criterias"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := cli(t, "", append(common, c.args...)...)
+			if code != 1 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want one line containing %q", code, errOut, c.want)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Fatalf("bad input created %s", out)
+			}
+		})
+	}
+}

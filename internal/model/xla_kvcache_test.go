@@ -1,0 +1,143 @@
+package model
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+
+	"github.com/shortllm/shortllm/internal/testutil"
+)
+
+// dusBackend is SimpleGo claiming DynamicUpdateSlice, to test the selection logic only (it
+// cannot run the op: SimpleGo has no DynamicUpdateSlice, so the dus graph is exercised on XLA
+// by scripts/device-check.sh).
+type dusBackend struct{ backends.Backend }
+
+func (d dusBackend) Capabilities() backends.Capabilities {
+	c := d.Backend.Capabilities().Clone()
+	c.Operations[backends.OpTypeDynamicUpdateSlice] = true
+	return c
+}
+
+func TestKVUpdateMode_Selection(t *testing.T) {
+	goB := testBackend(t)
+	cases := []struct {
+		b        backends.Backend
+		override string
+		want     string
+		wantErr  bool
+	}{
+		{goB, "", KVUpdateOneHot, false},
+		{goB, KVUpdateAuto, KVUpdateOneHot, false},
+		{goB, KVUpdateDUS, "", true},
+		{dusBackend{goB}, "", KVUpdateDUS, false},
+		{dusBackend{goB}, KVUpdateOneHot, KVUpdateOneHot, false},
+		{goB, "sideways", "", true},
+	}
+	t.Cleanup(func() { kvUpdateOverride = "" })
+	for _, c := range cases {
+		kvUpdateOverride = c.override
+		got, err := KVUpdateMode(c.b)
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("override %q on %T: got %q, %v; want %q (error %v)", c.override, c.b, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+// Donating the cache buffers must not change what is generated (SimpleGo honours donation by
+// reusing the buffers, so this exercises the same aliasing XLA does).
+func TestGenerate_DonatedCacheSameIDs(t *testing.T) {
+	m := loadShared(t, "stories260K")
+	be := testBackend(t) // weights stay attached to one backend
+	gen := func(donate string) [][]int {
+		donateOverride = donate
+		defer func() { donateOverride = "" }()
+		r := NewRunner(be, m)
+		out, err := r.Generate([][]int{{1}, {1}}, GenerateOptions{MaxNewTokens: 40, IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	plain, donated := gen("0"), gen("1")
+	for b := range plain {
+		if !slices.Equal(plain[b], donated[b]) {
+			t.Fatalf("row %d: donated cache generated %v, plain %v", b, donated[b], plain[b])
+		}
+	}
+}
+
+func TestRoundBF16(t *testing.T) {
+	for _, c := range []struct {
+		in   float32
+		want float32
+	}{
+		{1, 1},
+		{1 + 1.0/256, 1},                  // tie → even (mantissa ...0)
+		{1 + 3.0/256, 1 + 4.0/256},        // tie → even (rounds up)
+		{1 + 1.0/256 + 1e-6, 1 + 2.0/256}, // above the tie
+		{-2.5, -2.5},
+	} {
+		if got := roundBF16(c.in).Float32(); got != c.want {
+			t.Errorf("roundBF16(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	if v := roundBF16(float32(math.NaN())).Float32(); v == v {
+		t.Errorf("NaN rounded to %v", v)
+	}
+	if got := bfloat16.FromFloat32(1 + 1.0/128).Float32(); got != 1+1.0/128 {
+		t.Errorf("exact bf16 value changed: %v", got)
+	}
+}
+
+// bf16 compute stays close to the float64 golden: weights and activations in bfloat16 keep
+// ~3 significant digits, norms/softmax/log-softmax run in float32.
+func TestForward_BF16NearGolden(t *testing.T) {
+	for _, name := range []string{"stories260K", "deep16"} {
+		t.Run(name, func(t *testing.T) {
+			g := loadForwardGolden(t, name)
+			m, err := Load(testutil.SharedDir(t, "models", name), LoadOptions{DType: dtypes.BFloat16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.ComputeDType() != dtypes.BFloat16 {
+				t.Fatalf("weights held in %s, want bfloat16", m.ComputeDType())
+			}
+			r := NewRunner(testBackend(t), m)
+			V := m.Config.VocabSize
+			logits, err := r.Logits([][]int{g.ProbeIDs}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, pos := range g.LogitsPositions {
+				e := relErr(logits[pos*V:(pos+1)*V], g.Logits[k])
+				t.Logf("position %d: bf16 logits relative error %.2e", pos, e)
+				if e > 1e-1 {
+					t.Errorf("bf16 logits at position %d: relative error %.3g > 1e-1", pos, e)
+				}
+			}
+			sc, err := r.Score([][]int{g.ProbeIDs}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum float64
+			for _, lp := range sc[0].LogProbs {
+				sum -= lp
+			}
+			mean := sum / float64(len(sc[0].LogProbs))
+			t.Logf("bf16 mean NLL %.5f, golden %.5f", mean, g.MeanNLL)
+			if e := math.Abs(mean-g.MeanNLL) / g.MeanNLL; e > 2e-2 {
+				t.Errorf("bf16 mean NLL %.6f, golden %.6f: relative error %.3g > 2e-2", mean, g.MeanNLL, e)
+			}
+			out, err := r.Generate([][]int{g.GreedyIDs[:1]}, GenerateOptions{MaxNewTokens: 8, IgnoreEOS: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("bf16 greedy %v, golden %v", out[0], g.GreedyIDs[1:9])
+		})
+	}
+}

@@ -1,0 +1,399 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/score"
+)
+
+// Retraining modes of a pipeline; "none" evaluates the pruned model as it is.
+const (
+	RetrainNone    = "none"
+	RetrainLoRA    = "lora"
+	RetrainCPT     = "cpt"
+	RetrainCPTLoRA = "cpt+lora"
+)
+
+// RetrainModes lists the valid --retrain values.
+func RetrainModes() []string {
+	return []string{RetrainNone, RetrainLoRA, RetrainCPT, RetrainCPTLoRA}
+}
+
+// Config is every setting of a pipeline run. The yaml keys are the CLI flag names, so a
+// pipeline.yaml and a command line say the same things the same way.
+type Config struct {
+	Model    string `yaml:"model"`
+	Out      string `yaml:"out"`
+	Ratios   List   `yaml:"ratios"`
+	Criteria List   `yaml:"criteria"`
+	Retrain  List   `yaml:"retrain"`
+
+	// Scoring (calibration) data and its sampling.
+	Calib        string `yaml:"calib"`
+	CalibSamples int    `yaml:"calib-samples"`
+	Seed         uint64 `yaml:"seed"`
+
+	// Block selection: the paper's "+" policy unless NoPlus.
+	KeepFirst int  `yaml:"keep-first"`
+	KeepLast  int  `yaml:"keep-last"`
+	NoPlus    bool `yaml:"no-plus"`
+
+	// Retraining.
+	LoRAData       string  `yaml:"lora-data"`
+	CPTData        string  `yaml:"cpt-data"`
+	RetrainSteps   int     `yaml:"retrain-steps"`
+	MaxTokens      int64   `yaml:"max-tokens"`
+	LR             float64 `yaml:"lr"`
+	BatchSize      int     `yaml:"batch-size"`
+	MicroBatchSize int     `yaml:"micro-batch-size"`
+	WarmupSteps    int     `yaml:"warmup-steps"`
+	LoRARank       int     `yaml:"lora-r"`
+
+	// Evaluation, the same for every model. SeqLen is also the calibration window and the
+	// retraining block size, as in the paper's setup.
+	EvalPPL      List   `yaml:"eval-ppl"`
+	EvalZeroShot string `yaml:"eval-zeroshot"`
+	Tasks        List   `yaml:"tasks"`
+	Limit        int    `yaml:"limit"`
+	SeqLen       int    `yaml:"seq-len"`
+	MaxChunks    int    `yaml:"max-chunks"`
+
+	// Generation speed (original vs every pruned model).
+	Speed           bool `yaml:"speed"`
+	SpeedBatchSizes List `yaml:"speed-batch-sizes"`
+	SpeedPromptLen  int  `yaml:"speed-prompt-len"`
+	SpeedNewTokens  int  `yaml:"speed-new-tokens"`
+	SpeedRuns       int  `yaml:"speed-runs"`
+	SpeedWarmup     int  `yaml:"speed-warmup"`
+}
+
+// Defaults are the values a run uses for keys neither the file nor the flags set.
+func Defaults() Config {
+	return Config{
+		Ratios: List{"20%", "35%"}, Criteria: List{"ppl", "taylor"}, Retrain: List{RetrainNone},
+		CalibSamples: score.DefaultSamples, Seed: score.DefaultSeed,
+		KeepFirst: prune.DefaultPolicy.KeepFirst, KeepLast: prune.DefaultPolicy.KeepLast,
+		RetrainSteps: 100, LR: 1e-4, BatchSize: 16, MicroBatchSize: 4, LoRARank: 8,
+		SeqLen: 128, Tasks: List(eval.TaskNames()),
+		SpeedBatchSizes: List{"1", "8", "16"}, SpeedPromptLen: 32, SpeedNewTokens: 32, SpeedRuns: 3, SpeedWarmup: 1,
+	}
+}
+
+// List is a comma-separated flag value or a YAML scalar or sequence.
+type List []string
+
+func (l *List) String() string { return strings.Join(*l, ",") }
+func (l *List) Type() string   { return "list" }
+
+// Set replaces the list: a flag given on the command line overrides the file, not extends it.
+func (l *List) Set(s string) error {
+	*l = splitList(s)
+	return nil
+}
+
+// UnmarshalYAML accepts both `ratios: 20%,35%` and `ratios: [20%, 35%]`.
+func (l *List) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = splitList(n.Value)
+		return nil
+	case yaml.SequenceNode:
+		var v []string
+		if err := n.Decode(&v); err != nil {
+			return err
+		}
+		*l = v
+		return nil
+	}
+	return fmt.Errorf("line %d: want a list or a comma-separated string", n.Line)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found`)
+
+// LoadConfigFile reads a pipeline.yaml over c. Unknown keys are an error naming the key;
+// relative paths in the file are taken relative to the file, so a config travels with its
+// data.
+func LoadConfigFile(path string, c *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var fromFile Config
+	if err := dec.Decode(&fromFile); err != nil && !errors.Is(err, io.EOF) { // an empty file is io.EOF
+		if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("config %s: unknown key %s", path, m[1])
+		}
+		return fmt.Errorf("config %s: %s", path, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	// Decode again onto c: only the keys present in the file change it.
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	c.resolvePaths(filepath.Dir(path), fromFile)
+	return nil
+}
+
+// resolvePaths makes the file's relative paths relative to its directory.
+func (c *Config) resolvePaths(dir string, fromFile Config) {
+	rel := func(p *string, set string) {
+		if set != "" && *p == set && !filepath.IsAbs(set) {
+			*p = filepath.Join(dir, set)
+		}
+	}
+	rel(&c.Model, fromFile.Model)
+	rel(&c.Out, fromFile.Out)
+	rel(&c.Calib, fromFile.Calib)
+	rel(&c.LoRAData, fromFile.LoRAData)
+	rel(&c.CPTData, fromFile.CPTData)
+	rel(&c.EvalZeroShot, fromFile.EvalZeroShot)
+	if len(fromFile.EvalPPL) > 0 {
+		c.EvalPPL = nil
+		for _, s := range fromFile.EvalPPL {
+			if spec, err := ParsePPLSpec(s); err == nil && !filepath.IsAbs(spec.Path) {
+				s = spec.Name + "=" + spec.Dataset + ":" + filepath.Join(dir, spec.Path)
+			}
+			c.EvalPPL = append(c.EvalPPL, s)
+		}
+	}
+}
+
+// PPLSpec is one --eval-ppl entry: a name for the tables, the row rule and the file.
+type PPLSpec struct {
+	Name    string `json:"name"`
+	Dataset string `json:"dataset"`
+	Path    string `json:"path"`
+}
+
+// ParsePPLSpec reads name=dataset:FILE (dataset wikitext2, ptb or text) or name=FILE (the
+// rule then follows the file name, as `eval ppl` does).
+func ParsePPLSpec(s string) (PPLSpec, error) {
+	name, rest, ok := strings.Cut(s, "=")
+	if !ok || name == "" || rest == "" {
+		return PPLSpec{}, fmt.Errorf("--eval-ppl %q: want name=dataset:FILE", s)
+	}
+	spec := PPLSpec{Name: name, Path: rest}
+	if ds, path, ok := strings.Cut(rest, ":"); ok {
+		switch ds {
+		case eval.DatasetWikitext2, eval.DatasetPTB, eval.DatasetText:
+			spec.Dataset, spec.Path = ds, path
+		}
+	}
+	if spec.Dataset == "" {
+		spec.Dataset = datasetFor(spec.Path)
+	}
+	return spec, nil
+}
+
+// datasetFor picks the row rule from the file name, as `shortllm eval ppl` does.
+func datasetFor(path string) string {
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.HasPrefix(base, "wiki"):
+		return eval.DatasetWikitext2
+	case strings.HasPrefix(base, "ptb"):
+		return eval.DatasetPTB
+	}
+	return eval.DatasetText
+}
+
+// plan is a checked Config in the form the stages use.
+type plan struct {
+	ratios     []float64
+	ratioNames []string
+	criteria   []string
+	retrain    []string
+	ppl        []PPLSpec
+	speedSizes []int
+}
+
+// Validate checks every key before any work starts and returns the parsed lists.
+func (c *Config) validate() (*plan, error) {
+	p := &plan{}
+	var err error
+	if c.Model == "" || c.Out == "" {
+		return nil, fmt.Errorf("--model and --out are required")
+	}
+	if p.ratios, p.ratioNames, err = parseRatios(c.Ratios); err != nil {
+		return nil, err
+	}
+	if p.criteria, err = parseCriteria(c.Criteria); err != nil {
+		return nil, err
+	}
+	if p.retrain, err = parseRetrain(c.Retrain); err != nil {
+		return nil, err
+	}
+	if err := c.checkData(p); err != nil {
+		return nil, err
+	}
+	for _, s := range c.EvalPPL {
+		spec, err := ParsePPLSpec(s)
+		if err != nil {
+			return nil, err
+		}
+		p.ppl = append(p.ppl, spec)
+	}
+	if err := checkUnique("--eval-ppl names", pplNames(p.ppl)); err != nil {
+		return nil, err
+	}
+	if len(p.ppl) == 0 && c.EvalZeroShot == "" {
+		return nil, fmt.Errorf("nothing to evaluate: give --eval-ppl name=dataset:FILE and/or --eval-zeroshot DIR")
+	}
+	if p.speedSizes, err = parseInts(c.SpeedBatchSizes, "--speed-batch-sizes"); err != nil {
+		return nil, err
+	}
+	return p, c.checkNumbers()
+}
+
+func pplNames(specs []PPLSpec) []string {
+	var names []string
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func parseRatios(l List) ([]float64, []string, error) {
+	if len(l) == 0 {
+		return nil, nil, fmt.Errorf("--ratios: give at least one pruning ratio, e.g. 20%%,35%%")
+	}
+	var ratios []float64
+	var names []string
+	seen := map[float64]string{}
+	for _, s := range l {
+		r, err := prune.ParseRatio(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--ratios: %w", err)
+		}
+		if prev, dup := seen[r]; dup {
+			return nil, nil, fmt.Errorf("--ratios: %s and %s are the same ratio (each ratio once)", prev, s)
+		}
+		seen[r] = s
+		ratios = append(ratios, r)
+		names = append(names, prune.FormatPercent(r))
+	}
+	return ratios, names, nil
+}
+
+func parseCriteria(l List) ([]string, error) {
+	if len(l) == 0 {
+		return nil, fmt.Errorf("--criteria: give at least one of %s", strings.Join(score.BaseCriteria(), ", "))
+	}
+	for _, c := range l {
+		if strings.HasSuffix(c, "+") {
+			return nil, fmt.Errorf("--criteria %s: the pipeline applies the + policy itself (--keep-first/--keep-last, --no-plus)", c)
+		}
+		if _, err := score.ParseCriteria(c); err != nil || c == "all" {
+			return nil, fmt.Errorf("--criteria: unknown stage %q (want %s)", c, strings.Join(score.BaseCriteria(), ", "))
+		}
+	}
+	return l, checkUnique("--criteria", l)
+}
+
+func parseRetrain(l List) ([]string, error) {
+	if len(l) == 0 {
+		return nil, fmt.Errorf("--retrain: give at least one of %s", strings.Join(RetrainModes(), ", "))
+	}
+	for _, m := range l {
+		ok := false
+		for _, v := range RetrainModes() {
+			ok = ok || m == v
+		}
+		if !ok {
+			return nil, fmt.Errorf("--retrain: unknown stage %q (want %s)", m, strings.Join(RetrainModes(), ", "))
+		}
+	}
+	return l, checkUnique("--retrain", l)
+}
+
+func checkUnique(what string, l []string) error {
+	seen := map[string]bool{}
+	for _, s := range l {
+		if seen[s] {
+			return fmt.Errorf("%s: %q is listed twice", what, s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
+// checkData names the missing file for each requested stage up front: a run should not
+// fail on a missing flag hours after it started.
+func (c *Config) checkData(p *plan) error {
+	for _, cr := range p.criteria {
+		if score.NeedsData(cr) && c.Calib == "" {
+			return fmt.Errorf("--criteria %s needs --calib FILE", cr)
+		}
+	}
+	for _, m := range p.retrain {
+		if (m == RetrainLoRA || m == RetrainCPTLoRA) && c.LoRAData == "" {
+			return fmt.Errorf("--retrain %s needs --lora-data FILE", m)
+		}
+		if (m == RetrainCPT || m == RetrainCPTLoRA) && c.CPTData == "" {
+			return fmt.Errorf("--retrain %s needs --cpt-data FILE", m)
+		}
+	}
+	for flag, path := range map[string]string{"--calib": c.Calib, "--lora-data": c.LoRAData, "--cpt-data": c.CPTData, "--eval-zeroshot": c.EvalZeroShot} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkNumbers() error {
+	for _, v := range []struct {
+		flag string
+		n    int
+	}{{"--seq-len", c.SeqLen}, {"--batch-size", c.BatchSize}, {"--micro-batch-size", c.MicroBatchSize}, {"--lora-r", c.LoRARank}} {
+		if v.n <= 0 {
+			return fmt.Errorf("%s %d: must be positive", v.flag, v.n)
+		}
+	}
+	if c.RetrainSteps <= 0 && c.MaxTokens <= 0 {
+		return fmt.Errorf("--retrain-steps or --max-tokens must be positive")
+	}
+	if c.LR <= 0 {
+		return fmt.Errorf("--lr %g: must be positive", c.LR)
+	}
+	return nil
+}
+
+func parseInts(l List, flag string) ([]int, error) {
+	var out []int
+	for _, s := range l {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive integer", flag, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# device-check.sh — one prepared GPU run (≤ 8 minutes) for a machine without a Go toolchain:
+#
+#   1. conformance: the forward goldens of stories260K and deep16 and the 200-token greedy
+#      text, on the GPU (shortllm check-golden; `go test` cannot run there), in f32 with the
+#      in-place (DynamicUpdateSlice) KV cache, again with the one-hot cache, and deep16 in bf16;
+#   2. speed against Hugging Face transformers on the same GPU in the same run: a random-weight
+#      LLaMA of Llama-3.2-1B shapes in bf16 — perplexity-eval tokens/s at batch 8 × 1024 and
+#      generation throughput at batch 1, 16, 64 (128 new tokens) — and the same model with 35%
+#      of its blocks removed, against the ideal speedup L/(L−n).
+#
+# Results: JSON files under $OUT (device-check.json is the summary), a short table printed last.
+#
+#   scripts/device-check.sh                 # on the GPU machine (finds the CUDA PJRT plugin)
+#   scripts/device-check.sh --dry-run       # here: go backend, tiny model, tiny sizes (< 60 s)
+#
+# Options: --bin PATH (default bin/shortllm), --shared DIR (default: ../shared, ./shared or
+# $SHORTLLM_SHARED), --work DIR (big scratch files; default $TMPDIR/shortllm-device-check),
+# --plugin PATH (xla_cuda_plugin.so), --skip-peer, --budget SECONDS (default 420: later steps
+# are skipped, and said so, once the run is past it).
+set -uo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+dry=0 skip_peer=0 bin="" shared="${SHORTLLM_SHARED:-}" work="" plugin="" budget=420
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry=1 ;;
+    --skip-peer) skip_peer=1 ;;
+    --bin) bin="$2"; shift ;;
+    --shared) shared="$2"; shift ;;
+    --work) work="$2"; shift ;;
+    --plugin) plugin="$2"; shift ;;
+    --budget) budget="$2"; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "device-check: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+start_s=$SECONDS
+out="${OUT:-}"
+if [ -z "$out" ]; then out="$(mktemp -d "${TMPDIR:-/tmp}/device-check-out.XXXXXX")"; fi
+mkdir -p "$out"
+log="$out/device-check.log"
+: >"$log"
+say() { echo "device-check: $*" | tee -a "$log" >&2; }
+
+bin="${bin:-$root/bin/shortllm}"
+if [ ! -x "$bin" ]; then
+  say "--bin $bin: not an executable (build it with make build before carrying the tree)"
+  exit 2
+fi
+if [ -z "$shared" ]; then
+  for d in "$root/../shared" "$root/shared"; do
+    if [ -d "$d/goldens" ]; then shared="$d"; break; fi
+  done
+fi
+if [ -z "$shared" ] || [ ! -d "$shared/goldens" ]; then
+  say "--shared: no shared/ (models, goldens, data) beside or inside $root; give --shared DIR"
+  exit 2
+fi
+work="${work:-${TMPDIR:-/tmp}/shortllm-device-check}"
+mkdir -p "$work"
+
+# --- backend -----------------------------------------------------------------------------
+if [ $dry = 1 ]; then
+  backend="go"
+  device="dry run: go backend (CPU)"
+else
+  if [ -z "$plugin" ]; then
+    plugin="$(python3 -c 'import jax_plugins.xla_cuda13 as p; print(p.__path__[0])' 2>/dev/null)/xla_cuda_plugin.so"
+    if [ ! -f "$plugin" ]; then
+      # Any site-packages: jax-cuda12-pjrt or jax-cuda13-pjrt.
+      plugin="$(python3 - <<'PY' 2>/dev/null
+import glob, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()] + sys.path
+for d in dirs:
+    for f in sorted(glob.glob(d + "/jax_plugins/xla_cuda*/xla_cuda_plugin.so"), reverse=True):
+        print(f); sys.exit()
+PY
+)"
+    fi
+  fi
+  if [ -z "$plugin" ] || [ ! -f "$plugin" ]; then
+    say "no xla_cuda_plugin.so found (pip jax-cuda13-pjrt); give --plugin PATH"
+    exit 2
+  fi
+  backend="xla:$plugin"
+  device="$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+fi
+export GOMLX_BACKEND="$backend"
+say "backend $GOMLX_BACKEND; shared $shared; work $work; out $out"
+
+# run NAME TIMEOUT CMD... : runs one step with a timeout, stdout to $out/NAME.json, stderr to
+# the log; samples GPU memory meanwhile (peak MiB in $out/NAME.gpumem). Steps past the budget
+# are skipped.
+run() {
+  local name="$1" limit="$2"; shift 2
+  local left=$((budget - (SECONDS - start_s)))
+  if [ "$left" -le 10 ]; then
+    say "$name: skipped (budget of ${budget}s spent)"
+    echo "{\"skipped\": \"budget spent\"}" >"$out/$name.json"
+    return 1
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  local sampler=""
+  if command -v nvidia-smi >/dev/null 2>&1 && [ $dry = 0 ]; then
+    (while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1; sleep 0.2; done) >"$out/$name.gpumem.samples" &
+    sampler=$!
+  fi
+  local t0=$SECONDS rc
+  say "$name: $* (limit ${limit}s)"
+  timeout "$limit" "$@" >"$out/$name.json" 2>>"$log"
+  rc=$?
+  if [ -n "$sampler" ]; then
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+    sort -n "$out/$name.gpumem.samples" | tail -1 >"$out/$name.gpumem"
+    rm -f "$out/$name.gpumem.samples"
+  fi
+  say "$name: exit $rc after $((SECONDS - t0))s"
+  echo "$rc" >"$out/$name.rc"
+  return $rc
+}
+
+S="$shared"
+# --- 0. what is there ---------------------------------------------------------------------
+run backends 60 "$bin" backends --probe --json
+
+# --- 1. conformance -----------------------------------------------------------------------
+run golden_stories260K 90 "$bin" --quiet check-golden --json --model "$S/models/stories260K" \
+  --golden "$S/goldens/stories260K.forward.json" --text "$S/goldens/stories260K.greedy200.txt"
+run golden_deep16 90 "$bin" --quiet check-golden --json --model "$S/models/deep16" --golden "$S/goldens/deep16.forward.json"
+SHORTLLM_KV_UPDATE=onehot run golden_stories260K_onehot 90 "$bin" --quiet check-golden --json \
+  --model "$S/models/stories260K" --golden "$S/goldens/stories260K.forward.json" --text "$S/goldens/stories260K.greedy200.txt"
+# If the in-place cache fails where the one-hot one passes, measure speed with one-hot (and
+# the table shows the failure).
+if [ "$(cat "$out/golden_stories260K.rc")" != 0 ] && [ "$(cat "$out/golden_stories260K_onehot.rc")" = 0 ]; then
+  say "in-place KV cache failed its golden; speed runs use SHORTLLM_KV_UPDATE=onehot"
+  export SHORTLLM_KV_UPDATE=onehot
+fi
+run golden_deep16_bf16 90 "$bin" --quiet check-golden --json --dtype bf16 --model "$S/models/deep16" --golden "$S/goldens/deep16.forward.json"
+
+# --- 2. speed -----------------------------------------------------------------------------
+if [ $dry = 1 ]; then
+  config="$here/tiny-dry-run.json" tokdir="$S/tokenizers/llama2"
+  head -c 20000 "$S/data/wikitext2/wiki.test.raw" >"$work/wiki.small.raw"
+  data="$work/wiki.small.raw"
+  seq=64 pbatch=2 chunks=4 sizes=1,2 newtok=8 plen=16 runs=1 warm=0 peerdev=cpu
+else
+  config="$here/llama-3.2-1b.json" tokdir="$S/tokenizers/llama3"
+  data="$S/data/wikitext2/wiki.test.raw"
+  # 4 batches of 8 × 1024: the first compiles the graph, the other 3 are the steady rate.
+  seq=1024 pbatch=8 chunks=32 sizes=1,16,64 newtok=128 plen=128 runs=2 warm=1 peerdev=cuda
+  # Let the CUDA client grow its pool, so nvidia-smi shows what the run needed.
+  export GOMLX_BACKEND="$backend,noprealloc"
+fi
+full="$work/llama-full" pruned="$work/llama-pruned"
+L="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' "$config")"
+n=$(((L * 35 + 50) / 100))
+# Remove n blocks ending two before the last (the paper's "+" policy keeps the last two):
+# which blocks go does not change the cost, only how many.
+first=$((L - 2 - n))
+blocks="$(seq -s, "$first" $((L - 3)))"
+run init 240 "$bin" --quiet init --json --config "$config" --out "$full" --tokenizer "$tokdir" --dtype bf16 --seed 1 --force
+run prune 240 "$bin" --quiet prune --json --model "$full" --out "$pruned" --blocks "$blocks" --force
+
+ppl_args=(--wikitext2 "$data" --bos once --seq-len "$seq" --batch-size "$pbatch" --max-chunks "$chunks" --dtype bf16)
+run ppl_full 150 "$bin" --quiet --json eval ppl --model "$full" "${ppl_args[@]}"
+run ppl_pruned 120 "$bin" --quiet --json eval ppl --model "$pruned" "${ppl_args[@]}"
+run speed 240 "$bin" --quiet --json eval speed --model "$full" --compare "$pruned" --batch-sizes "$sizes" \
+  --new-tokens "$newtok" --prompt-len "$plen" --runs "$runs" --warmup "$warm" --dtype bf16
+
+# --- 3. the peer --------------------------------------------------------------------------
+if [ $skip_peer = 1 ]; then
+  echo '{"skipped": "--skip-peer"}' >"$out/hf_peer.json"
+elif ! python3 -c 'import torch, transformers' 2>/dev/null; then
+  say "hf_peer: skipped (python3 has no torch/transformers)"
+  echo '{"skipped": "torch/transformers missing"}' >"$out/hf_peer.json"
+else
+  run hf_peer 240 python3 "$here/hf_peer.py" --model "$full" --pruned "$pruned" --device "$peerdev" \
+    --seq-len "$seq" --batch-size "$pbatch" --batches $((chunks / pbatch)) --batch-sizes "$sizes" \
+    --new-tokens "$newtok" --prompt-len "$plen" --runs "$runs" --warmup "$warm"
+fi
+
+# --- summary ------------------------------------------------------------------------------
+python3 "$here/device_summary.py" --out "$out" --device "$device" --layers "$L" --removed "$n" \
+  --blocks "$blocks" --dry-run "$dry" --wall "$((SECONDS - start_s))"
