@@ -36,28 +36,8 @@ type GraphFn func(p Params, extra []*Node) []*Node
 
 // Run executes the graph identified by key (built by fn on first use) with the model's
 // weights followed by extra inputs.
-func (r *Runner) Run(key string, fn GraphFn, extra ...*tensors.Tensor) (out []*tensors.Tensor, err error) {
-	e, err := r.exec(key, fn)
-	if err != nil {
-		return nil, err
-	}
-	args := make([]any, 0, len(r.names)+len(extra))
-	for _, n := range r.names {
-		args = append(args, r.Model.Weights[n])
-	}
-	for _, t := range extra {
-		args = append(args, t)
-	}
-	defer func() {
-		if rec := recover(); rec != nil {
-			out, err = nil, fmt.Errorf("run %s: %v", key, rec)
-		}
-	}()
-	out, err = e.Exec(args...)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", key, err)
-	}
-	return out, nil
+func (r *Runner) Run(key string, fn GraphFn, extra ...*tensors.Tensor) ([]*tensors.Tensor, error) {
+	return r.runDonating(key, fn, nil, extra...)
 }
 
 func (r *Runner) exec(key string, fn GraphFn) (*Exec, error) {
