@@ -344,8 +344,8 @@ func (c *Config) Clone() *Config {
 	return &cp
 }
 
-// SetNumLayers changes num_hidden_layers and, when present, per-layer lists in unknown fields
-// are left alone: shortllm only supports uniform LLaMA blocks.
+// SetNumLayers changes num_hidden_layers only; per-layer lists in unknown keys are not
+// touched. Pruning uses KeepLayers, which cuts those lists to the surviving blocks.
 func (c *Config) SetNumLayers(n int) {
 	c.NumHiddenLayers = n
 	if c.present != nil {
