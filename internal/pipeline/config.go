@@ -34,49 +34,49 @@ func RetrainModes() []string {
 // Config is every setting of a pipeline run. The yaml keys are the CLI flag names, so a
 // pipeline.yaml and a command line say the same things the same way.
 type Config struct {
-	Model    string `yaml:"model"`
-	Out      string `yaml:"out"`
-	Ratios   List   `yaml:"ratios"`
-	Criteria List   `yaml:"criteria"`
-	Retrain  List   `yaml:"retrain"`
+	Model    string `yaml:"model" json:"model"`
+	Out      string `yaml:"out" json:"out"`
+	Ratios   List   `yaml:"ratios" json:"ratios"`
+	Criteria List   `yaml:"criteria" json:"criteria"`
+	Retrain  List   `yaml:"retrain" json:"retrain"`
 
 	// Scoring (calibration) data and its sampling.
-	Calib        string `yaml:"calib"`
-	CalibSamples int    `yaml:"calib-samples"`
-	Seed         uint64 `yaml:"seed"`
+	Calib        string `yaml:"calib" json:"calib"`
+	CalibSamples int    `yaml:"calib-samples" json:"calib-samples"`
+	Seed         uint64 `yaml:"seed" json:"seed"`
 
 	// Block selection: the paper's "+" policy unless NoPlus.
-	KeepFirst int  `yaml:"keep-first"`
-	KeepLast  int  `yaml:"keep-last"`
-	NoPlus    bool `yaml:"no-plus"`
+	KeepFirst int  `yaml:"keep-first" json:"keep-first"`
+	KeepLast  int  `yaml:"keep-last" json:"keep-last"`
+	NoPlus    bool `yaml:"no-plus" json:"no-plus"`
 
 	// Retraining.
-	LoRAData       string  `yaml:"lora-data"`
-	CPTData        string  `yaml:"cpt-data"`
-	RetrainSteps   int     `yaml:"retrain-steps"`
-	MaxTokens      int64   `yaml:"max-tokens"`
-	LR             float64 `yaml:"lr"`
-	BatchSize      int     `yaml:"batch-size"`
-	MicroBatchSize int     `yaml:"micro-batch-size"`
-	WarmupSteps    int     `yaml:"warmup-steps"`
-	LoRARank       int     `yaml:"lora-r"`
+	LoRAData       string  `yaml:"lora-data" json:"lora-data"`
+	CPTData        string  `yaml:"cpt-data" json:"cpt-data"`
+	RetrainSteps   int     `yaml:"retrain-steps" json:"retrain-steps"`
+	MaxTokens      int64   `yaml:"max-tokens" json:"max-tokens"`
+	LR             float64 `yaml:"lr" json:"lr"`
+	BatchSize      int     `yaml:"batch-size" json:"batch-size"`
+	MicroBatchSize int     `yaml:"micro-batch-size" json:"micro-batch-size"`
+	WarmupSteps    int     `yaml:"warmup-steps" json:"warmup-steps"`
+	LoRARank       int     `yaml:"lora-r" json:"lora-r"`
 
 	// Evaluation, the same for every model. SeqLen is also the calibration window and the
 	// retraining block size, as in the paper's setup.
-	EvalPPL      List   `yaml:"eval-ppl"`
-	EvalZeroShot string `yaml:"eval-zeroshot"`
-	Tasks        List   `yaml:"tasks"`
-	Limit        int    `yaml:"limit"`
-	SeqLen       int    `yaml:"seq-len"`
-	MaxChunks    int    `yaml:"max-chunks"`
+	EvalPPL      List   `yaml:"eval-ppl" json:"eval-ppl"`
+	EvalZeroShot string `yaml:"eval-zeroshot" json:"eval-zeroshot"`
+	Tasks        List   `yaml:"tasks" json:"tasks"`
+	Limit        int    `yaml:"limit" json:"limit"`
+	SeqLen       int    `yaml:"seq-len" json:"seq-len"`
+	MaxChunks    int    `yaml:"max-chunks" json:"max-chunks"`
 
 	// Generation speed (original vs every pruned model).
-	Speed           bool `yaml:"speed"`
-	SpeedBatchSizes List `yaml:"speed-batch-sizes"`
-	SpeedPromptLen  int  `yaml:"speed-prompt-len"`
-	SpeedNewTokens  int  `yaml:"speed-new-tokens"`
-	SpeedRuns       int  `yaml:"speed-runs"`
-	SpeedWarmup     int  `yaml:"speed-warmup"`
+	Speed           bool `yaml:"speed" json:"speed"`
+	SpeedBatchSizes List `yaml:"speed-batch-sizes" json:"speed-batch-sizes"`
+	SpeedPromptLen  int  `yaml:"speed-prompt-len" json:"speed-prompt-len"`
+	SpeedNewTokens  int  `yaml:"speed-new-tokens" json:"speed-new-tokens"`
+	SpeedRuns       int  `yaml:"speed-runs" json:"speed-runs"`
+	SpeedWarmup     int  `yaml:"speed-warmup" json:"speed-warmup"`
 }
 
 // Defaults are the values a run uses for keys neither the file nor the flags set.
@@ -231,7 +231,7 @@ type plan struct {
 	speedSizes []int
 }
 
-// Validate checks every key before any work starts and returns the parsed lists.
+// validate checks every key before any work starts and returns the parsed lists.
 func (c *Config) validate() (*plan, error) {
 	p := &plan{}
 	var err error

@@ -81,7 +81,8 @@ func scorePlot(s BlockScores) (*plot.Plot, error) {
 }
 
 // pplPlot has one line per (criterion, retraining), starting at the original model's PPL at
-// ratio 0. The y axis is logarithmic: pruning without retraining can multiply PPL.
+// ratio 0. The y axis turns logarithmic when PPL spans more than a decade (pruning without
+// retraining can multiply it); within a decade log ticks would have no labels.
 func pplPlot(rep *Report, col PPLColumn) (*plot.Plot, bool) {
 	var origPPL float64
 	lines := map[string]plotter.XYs{}
@@ -102,9 +103,12 @@ func pplPlot(rep *Report, col PPLColumn) (*plot.Plot, bool) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Perplexity on %s (BOS %s) vs pruning ratio", col.Name, col.BOS)
 	p.X.Label.Text = "pruning ratio (% of parameters)"
-	p.Y.Label.Text = "PPL (log scale)"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Label.Text = "PPL"
+	if lo, hi := yRange(lines, origPPL); hi > 10*lo {
+		p.Y.Label.Text = "PPL (log scale)"
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
 	var args []any
 	for _, k := range sortedKeys(lines) {
 		xy := lines[k]
@@ -120,6 +124,19 @@ func pplPlot(rep *Report, col PPLColumn) (*plot.Plot, bool) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	return p, true
+}
+
+func yRange(lines map[string]plotter.XYs, y0 float64) (lo, hi float64) {
+	lo, hi = y0, y0
+	for _, xy := range lines {
+		for _, p := range xy {
+			if lo <= 0 || p.Y < lo {
+				lo = p.Y
+			}
+			hi = max(hi, p.Y)
+		}
+	}
+	return lo, hi
 }
 
 func speedPlot(rep *Report) (*plot.Plot, bool) {

@@ -82,6 +82,7 @@ type runner struct {
 	orig        *model.Model // loaded once for scoring and pruning
 	scores      map[string]Stage
 	prunes      map[string]Stage // by criterion + " " + ratio
+	planned     map[string]Stage // retrain, eval and speed stages by directory
 }
 
 // Run executes every missing stage of the pipeline, writes run.json and returns it with the
@@ -92,7 +93,7 @@ func Run(cfg Config, env Env) (*Manifest, *Log, error) {
 		return nil, nil, err
 	}
 	r := &runner{Env: env, cfg: cfg, plan: p, notices: env.Notices, version: env.Version,
-		scores: map[string]Stage{}, prunes: map[string]Stage{}}
+		scores: map[string]Stage{}, prunes: map[string]Stage{}, planned: map[string]Stage{}}
 	if r.notices == nil {
 		r.notices = io.Discard
 	}

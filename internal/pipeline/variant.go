@@ -59,7 +59,7 @@ func (r *runner) addRetrain(v *Variant, ps Stage, k retrainKey, ek evalKey) {
 			Prune, Mode string
 			Settings    retrainKey
 		}{ps.Hash, v.Retrain, k})
-		v.RetrainDir, parent = rs.Dir, rs.Hash
+		v.RetrainDir, parent = r.keep(rs), rs.Hash
 		out := filepath.Join(rs.Dir, "out")
 		switch v.Retrain {
 		case RetrainLoRA:
@@ -72,7 +72,7 @@ func (r *runner) addRetrain(v *Variant, ps Stage, k retrainKey, ek evalKey) {
 	}
 	r.addEval(v, parent, ek)
 	if v.Retrain == RetrainNone || !r.hasNone() {
-		v.SpeedDir = r.speedStage(ps.Hash, ps.Label).Dir // retraining keeps the architecture: measure once
+		v.SpeedDir = r.keep(r.speedStage(ps.Hash, ps.Label)) // retraining keeps the architecture: measure once
 	}
 }
 
@@ -122,12 +122,12 @@ func (r *runner) addEval(v *Variant, parent string, k evalKey) {
 	if v.Criterion != "" {
 		label = fmt.Sprintf("%s-%s-%s", v.Criterion, strings.TrimSuffix(v.Ratio, "%"), v.Retrain)
 	}
-	v.EvalDir = newStage("eval", label, struct {
+	v.EvalDir = r.keep(newStage("eval", label, struct {
 		Model, Adapter string
 		Settings       evalKey
-	}{parent, v.Adapter, k}).Dir
+	}{parent, v.Adapter, k}))
 	if v.Criterion == "" && r.cfg.Speed {
-		v.SpeedDir = r.speedStage(r.modelDigest, "original").Dir
+		v.SpeedDir = r.keep(r.speedStage(r.modelDigest, "original"))
 	}
 }
 
@@ -161,10 +161,17 @@ func (r *runner) variant(v *Variant) error {
 	return nil
 }
 
-// runStageDir runs the stage planned at a directory (kind/label-hash).
+// keep remembers a planned stage by its directory (what a Variant records) and returns it.
+func (r *runner) keep(s Stage) string {
+	if s.Dir != "" {
+		r.planned[s.Dir] = s
+	}
+	return s.Dir
+}
+
+// runStageDir runs the stage planned at a directory.
 func (r *runner) runStageDir(rel string, work func(dir string) error) error {
-	kind := filepath.Dir(rel)
-	return r.runStage(Stage{Kind: kind, Dir: rel, Label: filepath.Base(rel)}, work)
+	return r.runStage(r.planned[rel], work)
 }
 
 // retrain runs a retrain.Job on the pruned model, as `shortllm retrain` does.
