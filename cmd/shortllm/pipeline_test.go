@@ -16,7 +16,7 @@ func demoModel(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join("..", "..", "testdata", "demo")
 	if _, err := os.Stat(filepath.Join(dir, "model", "model.safetensors")); err != nil {
-		t.Skipf("demo model not built (make demo-model): %v", err)
+		t.Fatalf("demo model missing from testdata (rebuild with make demo-model): %v", err)
 	}
 	return dir
 }
