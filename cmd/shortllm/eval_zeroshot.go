@@ -14,7 +14,7 @@ import (
 
 type evalZeroShotOptions struct {
 	model, tasks, dataDir string
-	limit                 int
+	limit, batch          int
 	skip, adapter         string
 	logSamples, out       string
 }
@@ -34,6 +34,7 @@ func newEvalZeroShotCmd(a *app) *cobra.Command {
 	f.StringVar(&o.tasks, "tasks", strings.Join(eval.TaskNames(), ","), "comma-separated tasks")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory holding <task>.jsonl files (Hugging Face field layout)")
 	f.IntVar(&o.limit, "limit", 0, "evaluate the first N items of each task (0 = all)")
+	f.IntVar(&o.batch, "batch-size", 1, "items per forward pass (all choices of an item always go together)")
 	f.StringVar(&o.skip, "skip-blocks", "", "evaluate without these blocks (comma-separated)")
 	f.StringVar(&o.adapter, "adapter", "", "PEFT LoRA adapter directory applied to the model")
 	f.StringVar(&o.logSamples, "log-samples", "", "write per-item log-likelihoods as JSON lines to this file")
@@ -68,7 +69,7 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := eval.ZeroShotOptions{ModelDir: l.dir}
+	opts := eval.ZeroShotOptions{ModelDir: l.dir, BatchSize: o.batch}
 	if o.logSamples != "" {
 		f, err := os.Create(o.logSamples)
 		if err != nil {

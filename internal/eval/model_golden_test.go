@@ -87,7 +87,7 @@ func TestZeroShot_ModelGoldens(t *testing.T) {
 				list = append(list, tasks[n])
 			}
 			var samples bytes.Buffer
-			if _, err := RunZeroShot(lm, tok, list, ZeroShotOptions{Samples: &samples}); err != nil {
+			if _, err := RunZeroShot(lm, tok, list, ZeroShotOptions{Samples: &samples, BatchSize: 4}); err != nil {
 				t.Fatal(err)
 			}
 			golden := map[[2]any]SampleRecord{}

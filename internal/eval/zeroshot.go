@@ -20,7 +20,9 @@ type ZeroShotOptions struct {
 	// Samples, if set, receives one JSON line per item (--log-samples); see
 	// SampleRecord.
 	Samples io.Writer
-	// Progress, if set, is called after every item.
+	// BatchSize is the number of items whose choices go to one LM.Score call (< 1 means 1).
+	BatchSize int
+	// Progress, if set, is called after every batch of items.
 	Progress func(task string, done, total int)
 }
 
@@ -97,7 +99,7 @@ type ChoiceRecord struct {
 }
 
 // RunZeroShot evaluates every task with lm and returns the report.
-// Each item's choices go to one LM.Score call, since they share a context.
+// Items are scored BatchSize at a time; an item's choices always share one LM.Score call.
 func RunZeroShot(lm LM, tok Tokenizer, tasks []*Task, opts ZeroShotOptions) (*ZeroShotReport, error) {
 	maxLen := opts.MaxLen
 	if maxLen <= 0 {
@@ -141,40 +143,53 @@ func runTask(lm LM, tok Tokenizer, t *Task, maxLen int, opts ZeroShotOptions) ([
 		enc = json.NewEncoder(opts.Samples)
 		enc.SetEscapeHTML(false)
 	}
-	for d, doc := range t.Docs {
-		rec, err := scoreDoc(lm, t.Name, doc, reqs[d])
+	batch := max(opts.BatchSize, 1)
+	for start := 0; start < len(t.Docs); start += batch {
+		end := min(start+batch, len(t.Docs))
+		scored, err := scoreDocs(lm, t.Name, t.Docs[start:end], reqs[start:end])
 		if err != nil {
-			return nil, fmt.Errorf("task %s: %w", t.Name, &LineError{Path: t.Path, Line: doc.Line, Err: err})
+			return nil, fmt.Errorf("task %s: %w", t.Name, &LineError{Path: t.Path, Line: t.Docs[start].Line, Err: err})
 		}
-		recs[d] = rec
-		if enc != nil {
-			if err := enc.Encode(rec); err != nil {
-				return nil, fmt.Errorf("write samples for task %s item %d: %w", t.Name, doc.Index, err)
+		for i, rec := range scored {
+			recs[start+i] = rec
+			if enc != nil {
+				if err := enc.Encode(rec); err != nil {
+					return nil, fmt.Errorf("write samples for task %s item %d: %w", t.Name, rec.DocIndex, err)
+				}
 			}
 		}
 		if opts.Progress != nil {
-			opts.Progress(t.Name, d+1, len(t.Docs))
+			opts.Progress(t.Name, end, len(t.Docs))
 		}
 	}
 	return recs, nil
 }
 
-// scoreDoc runs one item's requests through lm and scores the item.
-func scoreDoc(lm LM, task string, doc Doc, reqs []Request) (SampleRecord, error) {
-	seqs := make([][]int, len(reqs))
-	for i, r := range reqs {
-		seqs[i] = r.Input
+// scoreDocs runs several items' requests through lm in one call (every choice of an item
+// shares its context, and batching items fills the forward pass) and scores each item.
+func scoreDocs(lm LM, task string, docs []Doc, reqs [][]Request) ([]SampleRecord, error) {
+	var seqs [][]int
+	for _, rs := range reqs {
+		for _, r := range rs {
+			seqs = append(seqs, r.Input)
+		}
 	}
 	scored, err := scoreChecked(lm, seqs)
 	if err != nil {
-		return SampleRecord{}, err
+		return nil, err
 	}
-	rec := SampleRecord{Task: task, DocIndex: doc.Index, Gold: doc.Gold, MultipleInput: doc.MultipleInput}
-	for i, r := range reqs {
-		rec.Choices = append(rec.Choices, choiceRecord(r, scored[i], pyLen(doc.Choices[i])))
+	recs := make([]SampleRecord, len(docs))
+	k := 0
+	for d, doc := range docs {
+		rec := SampleRecord{Task: task, DocIndex: doc.Index, Gold: doc.Gold, MultipleInput: doc.MultipleInput}
+		for i, r := range reqs[d] {
+			rec.Choices = append(rec.Choices, choiceRecord(r, scored[k], pyLen(doc.Choices[i])))
+			k++
+		}
+		ScoreItem(&rec)
+		recs[d] = rec
 	}
-	ScoreItem(&rec)
-	return rec, nil
+	return recs, nil
 }
 
 // choiceRecord keeps the continuation's targets: the last
