@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/shortllm/shortllm/internal/atomicfile"
 )
 
 // StageFile marks a finished stage.
@@ -99,21 +101,7 @@ func (r *runner) runStage(s Stage, work func(dir string) error) error {
 }
 
 // writeJSON writes v as indented JSON via a temp file + rename.
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
+func writeJSON(path string, v any) error { return atomicfile.WriteJSON(path, v) }
 
 func readJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
