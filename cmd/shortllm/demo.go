@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
@@ -207,14 +208,4 @@ func writeJSONL(path string, rows []map[string]string) error {
 }
 
 // writeFileAtomic writes via a temp file + rename so an interrupted run leaves no half file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }

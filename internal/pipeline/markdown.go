@@ -3,10 +3,10 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/prune"
 )
 
@@ -24,10 +24,7 @@ func Render(runDir string) (*Report, error) {
 	}
 	md := Markdown(rep)
 	path := filepath.Join(runDir, "report.md")
-	if err := os.WriteFile(path+".tmp", []byte(md), 0o644); err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return rep, os.Rename(path+".tmp", path)
+	return rep, atomicfile.Write(path, []byte(md))
 }
 
 // Markdown renders the report's tables and links its plots.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -115,13 +116,7 @@ func (t *Trainer) saveCheckpoint(d *Dataset) (err error) {
 	return removeOtherSteps(dir, name)
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }
 
 func removeOtherSteps(dir, keep string) error {
 	old, _ := filepath.Glob(filepath.Join(dir, "step-*"))
