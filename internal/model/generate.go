@@ -130,7 +130,7 @@ func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip 
 			donate[i] = true
 		}
 	}
-	out, err := r.runDonating("decode/"+mode+"/"+SkipKey(skip), func(p Params, in []*Node) []*Node {
+	out, err := r.RunDonating("decode/"+mode+"/"+SkipKey(skip), func(p Params, in []*Node) []*Node {
 		kv := &KVCache{K: in[2 : 2+L], V: in[2+L : 2+2*L]}
 		res := Forward(cfg, p, in[0], ForwardOptions{SkipBlocks: skip, Positions: in[1], Cache: kv})
 		dims := res.Logits.Shape().Dimensions

@@ -37,7 +37,7 @@ type GraphFn func(p Params, extra []*Node) []*Node
 // Run executes the graph identified by key (built by fn on first use) with the model's
 // weights followed by extra inputs.
 func (r *Runner) Run(key string, fn GraphFn, extra ...*tensors.Tensor) ([]*tensors.Tensor, error) {
-	return r.runDonating(key, fn, nil, extra...)
+	return r.RunDonating(key, fn, nil, extra...)
 }
 
 func (r *Runner) exec(key string, fn GraphFn) (*Exec, error) {

@@ -99,10 +99,10 @@ func (r *Runner) donateKV() bool {
 	return err == nil && mode == KVUpdateDUS
 }
 
-// runDonating is Run with the extra inputs marked in donate handed to the graph: their
+// RunDonating is Run with the extra inputs marked in donate handed to the graph: their
 // device buffers are consumed (the tensors must not be used afterwards), so XLA can write the
 // outputs into them.
-func (r *Runner) runDonating(key string, fn GraphFn, donate []bool, extra ...*tensors.Tensor) (out []*tensors.Tensor, err error) {
+func (r *Runner) RunDonating(key string, fn GraphFn, donate []bool, extra ...*tensors.Tensor) (out []*tensors.Tensor, err error) {
 	e, err := r.exec(key, fn)
 	if err != nil {
 		return nil, err

@@ -274,7 +274,8 @@ func (t *Trainer) accumulateAndStep(micros []microBatch, hp, invN *tensors.Tenso
 		}
 		args := append(t.trainArgs(), acc...)
 		if i < len(micros)-1 {
-			out, err := t.r.Run(t.key("accum"), t.accumGraph, append(args, mb.ids, mb.labels, rng, invN)...)
+			args = append(args, mb.ids, mb.labels, rng, invN)
+			out, err := t.r.RunDonating(t.key("accum"), t.accumGraph, t.donate(len(args), 1), args...)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -283,7 +284,7 @@ func (t *Trainer) accumulateAndStep(micros []microBatch, hp, invN *tensors.Tenso
 			continue
 		}
 		args = append(append(append(args, t.st.m...), t.st.v...), mb.ids, mb.labels, rng, invN, hp)
-		out, err := t.r.Run(t.key("step"), t.stepGraph, args...)
+		out, err := t.r.RunDonating(t.key("step"), t.stepGraph, t.donate(len(args), 3), args...)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -295,6 +296,18 @@ func (t *Trainer) accumulateAndStep(micros []microBatch, hp, invN *tensors.Tenso
 		norm = scalar(out[3*n+1])
 	}
 	return lossSum, norm, nil
+}
+
+// donate marks the gradient accumulators and, when groups is 3, the AdamW moments after them
+// as donated: each step replaces them with its outputs, so XLA may reuse their device memory
+// for those outputs instead of holding two copies of the optimizer state.
+func (t *Trainer) donate(nargs, groups int) []bool {
+	d := make([]bool, nargs)
+	start := len(t.trainArgs())
+	for i := start; i < start+groups*len(t.names); i++ {
+		d[i] = true
+	}
+	return d
 }
 
 // rngSeed derives the dropout seed of one micro-batch from the run's seed, so a resumed run
