@@ -387,3 +387,16 @@ func absDir(t *testing.T, dir string) string {
 	}
 	return abs
 }
+
+func TestPickScores_PlusNamesShareScores(t *testing.T) {
+	list := []ScoreFile{{Criterion: "taylor+"}, {Criterion: "mag+"}}
+	for _, c := range []struct{ ask, want string }{{"taylor", "taylor+"}, {"taylor+", "taylor+"}, {"magnitude", "mag+"}} {
+		got, err := PickScores(list, c.ask, "s.json")
+		if err != nil || got.Criterion != c.want {
+			t.Errorf("PickScores(%q) = %v, %v; want the %q entry", c.ask, got, err, c.want)
+		}
+	}
+	if _, err := PickScores(list, "ppl", "s.json"); err == nil {
+		t.Error("ppl picked from a file without ppl scores")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/score"
 )
 
 // ScoreFile is one result as `shortllm score` writes it. Pruning needs only this JSON, so the
@@ -55,7 +56,9 @@ func ReadScores(path string) ([]ScoreFile, string, error) {
 func PickScores(list []ScoreFile, criterion, path string) (*ScoreFile, error) {
 	var names []string
 	for i := range list {
-		if list[i].Criterion == criterion || (criterion == "" && len(list) == 1) {
+		// "+" names carry the same scores as their base criterion (the + is a pruning policy).
+		same := score.BaseCriterion(list[i].Criterion) == score.BaseCriterion(criterion)
+		if (criterion != "" && same) || (criterion == "" && len(list) == 1) {
 			return &list[i], nil
 		}
 		names = append(names, list[i].Criterion)

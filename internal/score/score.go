@@ -32,6 +32,15 @@ func Criteria() []string {
 // BaseCriteria are what "all" means: each distinct score once.
 func BaseCriteria() []string { return []string{"taylor", "ppl", "magnitude", "bi", "angular"} }
 
+// BaseCriterion maps a criterion name to the score it computes ("taylor+" → "taylor",
+// "mag+" → "magnitude"); unknown names come back unchanged.
+func BaseCriterion(c string) string {
+	if b, ok := criteria[c]; ok {
+		return b
+	}
+	return c
+}
+
 // NeedsData reports whether criterion runs the model on calibration windows.
 func NeedsData(criterion string) bool {
 	base, ok := criteria[criterion]
