@@ -28,15 +28,9 @@ const (
 	KVUpdateDUS    = "dus"
 )
 
-// kvUpdateOverride, when not "", replaces $SHORTLLM_KV_UPDATE (tests).
-var kvUpdateOverride string
-
 // KVUpdateMode resolves the strategy decoding uses on backend b: "onehot" or "dus".
 func KVUpdateMode(b backends.Backend) (string, error) {
-	mode := kvUpdateOverride
-	if mode == "" {
-		mode = strings.ToLower(strings.TrimSpace(os.Getenv(KVUpdateEnv)))
-	}
+	mode := strings.ToLower(strings.TrimSpace(os.Getenv(KVUpdateEnv)))
 	switch mode {
 	case "", KVUpdateAuto:
 		if supportsDUS(b) {
@@ -81,14 +75,8 @@ func useDUS(g *Graph) bool {
 // by default they are donated where the in-place (dus) path is used.
 const DonateKVEnv = "SHORTLLM_DONATE_KV"
 
-// donateOverride, when not "", replaces $SHORTLLM_DONATE_KV (tests).
-var donateOverride string
-
 func (r *Runner) donateKV() bool {
-	v := donateOverride
-	if v == "" {
-		v = os.Getenv(DonateKVEnv)
-	}
+	v := os.Getenv(DonateKVEnv)
 	switch v {
 	case "0":
 		return false

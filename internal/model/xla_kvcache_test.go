@@ -38,9 +38,8 @@ func TestKVUpdateMode_Selection(t *testing.T) {
 		{dusBackend{goB}, KVUpdateOneHot, KVUpdateOneHot, false},
 		{goB, "sideways", "", true},
 	}
-	t.Cleanup(func() { kvUpdateOverride = "" })
 	for _, c := range cases {
-		kvUpdateOverride = c.override
+		t.Setenv(KVUpdateEnv, c.override)
 		got, err := KVUpdateMode(c.b)
 		if (err != nil) != c.wantErr || got != c.want {
 			t.Errorf("override %q on %T: got %q, %v; want %q (error %v)", c.override, c.b, got, err, c.want, c.wantErr)
@@ -54,8 +53,7 @@ func TestGenerate_DonatedCacheSameIDs(t *testing.T) {
 	m := loadShared(t, "stories260K")
 	be := testBackend(t) // weights stay attached to one backend
 	gen := func(donate string) [][]int {
-		donateOverride = donate
-		defer func() { donateOverride = "" }()
+		t.Setenv(DonateKVEnv, donate)
 		r := NewRunner(be, m)
 		out, err := r.Generate([][]int{{1}, {1}}, GenerateOptions{MaxNewTokens: 40, IgnoreEOS: true})
 		if err != nil {
