@@ -91,14 +91,7 @@ func datasetFor(path, flag string) string {
 	if flag != "" {
 		return flag
 	}
-	base := strings.ToLower(filepath.Base(path))
-	switch {
-	case strings.HasPrefix(base, "wiki"):
-		return eval.DatasetWikitext2
-	case strings.HasPrefix(base, "ptb"):
-		return eval.DatasetPTB
-	}
-	return eval.DatasetText
+	return eval.DatasetFor(path)
 }
 
 type pplReport struct {

@@ -166,3 +166,16 @@ func jsonlTextRows(data []byte) ([]string, error) {
 	}
 	return rows, nil
 }
+
+// DatasetFor picks the row rule for a data file from its name, as the commands do when no
+// dataset is given: wiki* → wikitext2, ptb* → ptb, anything else → text.
+func DatasetFor(path string) string {
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.HasPrefix(base, "wiki"):
+		return DatasetWikitext2
+	case strings.HasPrefix(base, "ptb"):
+		return DatasetPTB
+	}
+	return DatasetText
+}

@@ -204,22 +204,11 @@ func ParsePPLSpec(s string) (PPLSpec, error) {
 		}
 	}
 	if spec.Dataset == "" {
-		spec.Dataset = datasetFor(spec.Path)
+		spec.Dataset = eval.DatasetFor(spec.Path)
 	}
 	return spec, nil
 }
 
-// datasetFor picks the row rule from the file name, as `shortllm eval ppl` does.
-func datasetFor(path string) string {
-	base := strings.ToLower(filepath.Base(path))
-	switch {
-	case strings.HasPrefix(base, "wiki"):
-		return eval.DatasetWikitext2
-	case strings.HasPrefix(base, "ptb"):
-		return eval.DatasetPTB
-	}
-	return eval.DatasetText
-}
 
 // plan is a checked Config in the form the stages use.
 type plan struct {
