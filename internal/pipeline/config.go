@@ -209,7 +209,6 @@ func ParsePPLSpec(s string) (PPLSpec, error) {
 	return spec, nil
 }
 
-
 // plan is a checked Config in the form the stages use.
 type plan struct {
 	ratios     []float64
