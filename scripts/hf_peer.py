@@ -103,7 +103,11 @@ def main():
         doc["device_name"] = torch.cuda.get_device_name(0)
     for path in [a.model] + ([a.pruned] if a.pruned else []):
         t0 = time.perf_counter()
-        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16).to(a.device).eval()
+        try:  # transformers >= 4.56 names it dtype; older ones only know torch_dtype
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
+        except TypeError:
+            model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16)
+        model = model.to(a.device).eval()
         load_s = time.perf_counter() - t0
         cfg = model.config
         bos = cfg.bos_token_id if isinstance(cfg.bos_token_id, int) else None

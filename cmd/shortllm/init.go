@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
@@ -57,7 +58,11 @@ func runInit(a *app, o *initOptions) error {
 	if std == 0 {
 		std = cfg.InitializerRange()
 	}
-	m, err := model.Init(cfg, o.seed, std, 0)
+	hold := dtypes.Float32
+	if dt == safetensors.BF16 {
+		hold = dtypes.BFloat16 // same rounding as the save would do, half the memory
+	}
+	m, err := model.Init(cfg, o.seed, std, hold)
 	if err != nil {
 		return err
 	}

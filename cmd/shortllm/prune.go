@@ -90,7 +90,8 @@ func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if err := prune.CheckOut(dir, o.out, o.force); err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	// Without in-process scoring the tensors are only copied: BF16 ones stay BF16.
+	m, err := model.Load(dir, model.LoadOptions{KeepBF16: o.criterion == "" || o.scores != ""})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,6 +46,8 @@ func newXLA(cfg string) (backends.Backend, error) {
 			cfg = found[0]
 		}
 	}
+	opts := strings.Split(cfg, ",")
+	prepareCUDA(opts[0], slices.Contains(opts[1:], "tf32"))
 	if noPrealloc {
 		b, err := newXLAWithOptions(cfg, pjrt.NamedValuesMap{"preallocate": false})
 		if err == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -53,11 +54,13 @@ func (m *Model) ComputeDType() dtypes.DType {
 // bf16Tensor rounds host float32 values to bfloat16 (round-to-nearest-even, as torch's
 // .to(torch.bfloat16)), so a BF16 checkpoint loads bit-exactly.
 func bf16Tensor(vals []float32, shape []int) *tensors.Tensor {
-	out := make([]bfloat16.BFloat16, len(vals))
-	for i, v := range vals {
-		out[i] = roundBF16(v)
-	}
-	return tensors.FromFlatDataAndDimensions(out, shape...)
+	t := tensors.FromShape(shapes.Make(dtypes.BFloat16, shape...))
+	tensors.MustMutableFlatData(t, func(out []bfloat16.BFloat16) {
+		for i, v := range vals {
+			out[i] = roundBF16(v)
+		}
+	})
+	return t
 }
 
 // roundBF16 rounds to nearest, ties to even; bfloat16.FromFloat32 truncates, which would bias

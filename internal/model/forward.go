@@ -293,7 +293,8 @@ func RopeInvFreq(cfg *Config) []float64 {
 // TokenLogProbs returns log p(targets) [B, T] from logits [B, T, V] (log-softmax in float32
 // or wider) and whether each target is the argmax.
 func TokenLogProbs(logits, targets *Node) (logp, greedy *Node) {
-	lp := LogSoftmax(upcast(logits), -1)
+	wide := upcast(logits) // also for ArgMax: XLA's ArgMax fails to build for bfloat16
+	lp := LogSoftmax(wide, -1)
 	dims := logits.Shape().Dimensions
 	B, T := dims[0], dims[1]
 	g := logits.Graph()
@@ -301,6 +302,6 @@ func TokenLogProbs(logits, targets *Node) (logp, greedy *Node) {
 	tIdx := Iota(g, shapeInt32(B, T), 1)
 	idx := Stack([]*Node{bIdx, tIdx, ConvertDType(targets, dtypes.Int32)}, -1) // [B, T, 3]
 	logp = Gather(lp, idx)
-	greedy = Equal(ArgMax(logits, -1, dtypes.Int32), ConvertDType(targets, dtypes.Int32))
+	greedy = Equal(ArgMax(wide, -1, dtypes.Int32), ConvertDType(targets, dtypes.Int32))
 	return logp, greedy
 }

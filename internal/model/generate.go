@@ -56,17 +56,24 @@ func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error
 	done := make([]bool, B)
 	cur := prompts
 	pos := 0
+	defer func() { freeAll(cache) }()
 	for step := 0; step < opts.MaxNewTokens; step++ {
-		logits, next, err := r.decodeStep(cur, pos, cache, opts.SkipBlocks, mode)
+		d, next, err := r.decodeStep(cur, pos, cache, opts.SkipBlocks, mode, opts.Temperature <= 0)
 		if err != nil {
 			return nil, err
 		}
+		freeAll(cache) // device memory is not Go's to collect in time: 268 MB a step at batch 64 for 1B
 		cache = next
 		pos += len(cur[0])
 		V := cfg.VocabSize
 		cur = make([][]int, B)
 		for b := 0; b < B; b++ {
-			id := sample(logits[b*V:(b+1)*V], opts, rng)
+			var id int
+			if d.ids != nil {
+				id = int(d.ids[b])
+			} else {
+				id = sample(d.logits[b*V:(b+1)*V], opts, rng)
+			}
 			cur[b] = []int{id}
 			if done[b] {
 				continue
@@ -84,6 +91,13 @@ func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error
 		}
 	}
 	return out, nil
+}
+
+// freeAll releases tensors no longer used (a donated one is already empty: a no-op).
+func freeAll(ts []*tensors.Tensor) {
+	for _, t := range ts {
+		_ = t.FinalizeAll()
+	}
 }
 
 func allTrue(v []bool) bool {
@@ -107,14 +121,23 @@ func (r *Runner) emptyCache(B, S int) []*tensors.Tensor {
 	return out
 }
 
+// decoded is one decode step's result: the last position's logits [B·V], or for greedy
+// decoding only their argmax per row.
+type decoded struct {
+	logits []float32
+	ids    []int32
+}
+
 // decodeStep runs tokens cur [B, T] at positions pos.. through the cached model and returns
-// the last position's logits [B·V] and the updated cache.
-func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip []int, mode string) ([]float32, []*tensors.Tensor, error) {
+// the last position's logits (or, greedy, their argmax) and the updated cache. Greedy steps
+// pick the id on the device: copying B×V logits to the host each step (33 MB at batch 64 for
+// a 128K vocabulary) would cost more than the step itself on a GPU.
+func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip []int, mode string, greedy bool) (decoded, []*tensors.Tensor, error) {
 	cfg := r.Model.Config
 	L := cfg.NumHiddenLayers
 	ids, err := IDsTensor(cur)
 	if err != nil {
-		return nil, nil, err
+		return decoded{}, nil, err
 	}
 	T := len(cur[0])
 	positions := make([]int32, T)
@@ -130,19 +153,34 @@ func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip 
 			donate[i] = true
 		}
 	}
-	out, err := r.RunDonating("decode/"+mode+"/"+SkipKey(skip), func(p Params, in []*Node) []*Node {
+	key := "decode/" + mode + "/" + SkipKey(skip)
+	if greedy {
+		key += "/argmax"
+	}
+	out, err := r.RunDonating(key, func(p Params, in []*Node) []*Node {
 		kv := &KVCache{K: in[2 : 2+L], V: in[2+L : 2+2*L]}
-		res := Forward(cfg, p, in[0], ForwardOptions{SkipBlocks: skip, Positions: in[1], Cache: kv})
-		dims := res.Logits.Shape().Dimensions
-		last := Slice(res.Logits, AxisRange(), AxisElem(dims[1]-1), AxisRange())
-		outs := []*Node{ConvertDType(Reshape(last, dims[0], dims[2]), dtypes.Float32)}
+		// The head runs on the last position only: a 128-token prompt at batch 64 would
+		// otherwise make 64×128 rows of 128K logits to keep 64 of them.
+		res := Forward(cfg, p, in[0], ForwardOptions{SkipBlocks: skip, Positions: in[1], Cache: kv,
+			NoHead: true, CollectHidden: true})
+		h := res.Hidden[len(res.Hidden)-1]
+		B, T := h.Shape().Dimensions[0], h.Shape().Dimensions[1]
+		last := Head(cfg, p, Slice(h, AxisRange(), AxisElem(T-1), AxisRange())) // [B, 1, V]
+		logits := ConvertDType(Reshape(last, B, cfg.VocabSize), dtypes.Float32)
+		outs := []*Node{logits}
+		if greedy {
+			outs[0] = ArgMax(logits, -1, dtypes.Int32) // first index among ties, as the host loop
+		}
 		outs = append(outs, res.Cache.K...)
 		return append(outs, res.Cache.V...)
 	}, donate, args...)
 	if err != nil {
-		return nil, nil, err
+		return decoded{}, nil, err
 	}
-	return tensors.MustCopyFlatData[float32](out[0]), out[1:], nil
+	if greedy {
+		return decoded{ids: tensors.MustCopyFlatData[int32](out[0])}, out[1:], nil
+	}
+	return decoded{logits: tensors.MustCopyFlatData[float32](out[0])}, out[1:], nil
 }
 
 // sample picks the next id: argmax at temperature 0, else softmax(logits/T) restricted to

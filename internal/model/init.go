@@ -20,19 +20,24 @@ func Init(cfg *Config, seed uint64, std float64, dt dtypes.DType) (*Model, error
 	rng := rand.New(rand.NewPCG(seed, 0x1a17))
 	m := &Model{Config: cfg, Weights: map[string]*tensors.Tensor{}, StoredDTypes: map[string]safetensors.DType{}}
 	want := cfg.ExpectedShapes()
+	var buf []float32 // reused: float32Tensor copies, and fresh pages cost more than the copy
 	for _, name := range sortedKeys(want) {
 		shape := want[name]
 		n := 1
 		for _, d := range shape {
 			n *= d
 		}
-		vals := make([]float32, n)
+		if n > len(buf) {
+			buf = make([]float32, n)
+		}
+		vals := buf[:n]
 		switch {
 		case strings.HasSuffix(name, "norm.weight"):
 			for i := range vals {
 				vals[i] = 1
 			}
 		case strings.HasSuffix(name, ".bias"):
+			clear(vals)
 		default:
 			for i := range vals {
 				vals[i] = float32(rng.NormFloat64() * std)

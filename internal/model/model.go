@@ -109,6 +109,10 @@ func (c *Config) BlockTensorNames(i int) []string {
 type LoadOptions struct {
 	// DType is the compute dtype; zero means float32.
 	DType dtypes.DType
+	// KeepBF16 holds tensors stored in BF16 as bfloat16 whatever DType says: for commands that
+	// only copy tensors (prune without scoring), half the memory and no conversion. The
+	// weights may then mix dtypes, so such a model is not for computing.
+	KeepBF16 bool
 }
 
 // Load reads dir/config.json and the safetensors weights (single file or sharded). Every
@@ -134,7 +138,7 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	for name, shape := range cfg.ExpectedShapes() {
-		t, sdt, err := readTensor(ckpt, dir, name, shape, dt)
+		t, sdt, err := readTensor(ckpt, dir, name, shape, dt, opts.KeepBF16)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +188,7 @@ func isRotaryBuffer(name string) bool {
 	return len(name) > len("rotary_emb.inv_freq") && name[len(name)-len("rotary_emb.inv_freq"):] == "rotary_emb.inv_freq"
 }
 
-func readTensor(ckpt *safetensors.Checkpoint, dir, name string, shape []int, dt dtypes.DType) (*tensors.Tensor, safetensors.DType, error) {
+func readTensor(ckpt *safetensors.Checkpoint, dir, name string, shape []int, dt dtypes.DType, keepBF16 bool) (*tensors.Tensor, safetensors.DType, error) {
 	info, _ := ckpt.Info(name)
 	if !slices.Equal(info.Shape, shape) {
 		return nil, "", fmt.Errorf("model %s: tensor %q has shape %v, config implies %v: %w",
@@ -196,12 +200,45 @@ func readTensor(ckpt *safetensors.Checkpoint, dir, name string, shape []int, dt 
 		return nil, "", fmt.Errorf("model %s: tensor %q has dtype %s, want F32, F16 or BF16: %w",
 			dir, name, info.DType, ErrWeights)
 	}
-	vals, err := ckpt.ReadFloat32(name)
+	if keepBF16 && info.DType == safetensors.BF16 {
+		dt = dtypes.BFloat16
+	}
+	raw, err := ckpt.ReadRaw(name)
 	if err != nil {
 		return nil, "", err
 	}
-	t, err := float32Tensor(vals, shape, dt)
-	return t, info.DType, err
+	t, err := decodeTensor(raw, info.DType, shape, dt)
+	if err != nil {
+		return nil, "", fmt.Errorf("model %s: tensor %q: %w", dir, name, err)
+	}
+	return t, info.DType, nil
+}
+
+// decodeTensor converts stored bytes straight into the storage of a tensor of the compute
+// dtype: one buffer besides the raw bytes, as a 7B checkpoint in float32 is 28 GB.
+func decodeTensor(raw []byte, stored safetensors.DType, shape []int, dt dtypes.DType) (*tensors.Tensor, error) {
+	switch {
+	case dt == dtypes.Float32:
+		t := tensors.FromShape(shapes.Make(dt, shape...))
+		var err error
+		tensors.MustMutableFlatData(t, func(flat []float32) { err = safetensors.DecodeInto(flat, raw, stored) })
+		return t, err
+	case dt == dtypes.BFloat16 && stored == safetensors.BF16:
+		t := tensors.FromShape(shapes.Make(dt, shape...))
+		var n int
+		if err := t.MutableBytes(func(data []byte) { n = copy(data, raw) }); err != nil {
+			return nil, err
+		}
+		if n != len(raw) {
+			return nil, fmt.Errorf("%d bytes of BF16 for shape %v", len(raw), shape)
+		}
+		return t, nil
+	}
+	vals, err := safetensors.DecodeFloat32(raw, stored)
+	if err != nil {
+		return nil, err
+	}
+	return float32Tensor(vals, shape, dt)
 }
 
 // TensorFromFloat32 converts host float32 values to a tensor of dtype dt (float32, bfloat16
@@ -231,7 +268,7 @@ func float32Tensor(vals []float32, shape []int, dt dtypes.DType) (*tensors.Tenso
 func Float32Values(t *tensors.Tensor) []float32 {
 	switch t.DType() {
 	case dtypes.Float32:
-		return slices.Clone(tensors.MustCopyFlatData[float32](t))
+		return tensors.MustCopyFlatData[float32](t)
 	case dtypes.Float64:
 		f := tensors.MustCopyFlatData[float64](t)
 		out := make([]float32, len(f))

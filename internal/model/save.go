@@ -1,11 +1,15 @@
 package model
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
@@ -110,7 +114,7 @@ func (m *Model) encodeTensors(force safetensors.DType) ([]safetensors.Tensor, er
 		if dt == "" {
 			dt = safetensors.F32
 		}
-		data, err := safetensors.EncodeFloat32(Float32Values(w), dt)
+		data, err := encodeTensor(w, dt)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
@@ -179,4 +183,20 @@ func replaceDir(tmp, dir string) error {
 		return os.RemoveAll(old)
 	}
 	return nil
+}
+
+// encodeTensor returns w's bytes in dtype dt, reading the tensor's storage in place: a copy of
+// the bytes where the dtypes agree, one conversion pass otherwise.
+func encodeTensor(w *tensors.Tensor, dt safetensors.DType) (data []byte, err error) {
+	if (w.DType() == dtypes.BFloat16 && dt == safetensors.BF16) || (w.DType() == dtypes.Float32 && dt == safetensors.F32) {
+		if err := w.ConstBytes(func(b []byte) { data = bytes.Clone(b) }); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	if w.DType() == dtypes.Float32 {
+		tensors.MustConstFlatData(w, func(flat []float32) { data, err = safetensors.EncodeFloat32(flat, dt) })
+		return data, err
+	}
+	return safetensors.EncodeFloat32(Float32Values(w), dt)
 }

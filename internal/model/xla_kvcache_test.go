@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/shortllm/shortllm/internal/testutil"
 )
@@ -137,5 +139,29 @@ func TestForward_BF16NearGolden(t *testing.T) {
 			}
 			t.Logf("bf16 greedy %v, golden %v", out[0], g.GreedyIDs[1:9])
 		})
+	}
+}
+
+// Greedy decoding picks ids on the device: its ArgMax must break ties as the host loop does
+// (first index), or device and host greedy paths could diverge on equal logits.
+func TestDeviceArgMax_TiesLikeHost(t *testing.T) {
+	b := testBackend(t)
+	rows := [][]float32{{1, 3, 3, 2}, {-1, -1, -1, -1}, {0, 0, 5, 5}, {7, 1, 7, 7}}
+	flat := slices.Concat(rows...)
+	exec, err := graph.NewExec(b, func(x *graph.Node) *graph.Node {
+		return graph.ArgMax(x, -1, dtypes.Int32)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Exec(tensors.FromFlatDataAndDimensions(flat, len(rows), 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := tensors.MustCopyFlatData[int32](got[0])
+	for i, row := range rows {
+		if want := sample(row, GenerateOptions{}, nil); int(ids[i]) != want {
+			t.Errorf("row %v: device argmax %d, host %d", row, ids[i], want)
+		}
 	}
 }

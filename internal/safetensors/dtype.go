@@ -78,6 +78,20 @@ func decodeInto(dst []float32, src []byte, dt DType) {
 	}
 }
 
+// DecodeInto converts raw little-endian data of a floating-point dtype to float32 in dst,
+// which must hold exactly len(raw)/dt.Size() elements (a tensor's own storage, say: loading
+// then needs no float32 copy of its own).
+func DecodeInto(dst []float32, raw []byte, dt DType) error {
+	if !dt.IsFloat() {
+		return newError("", ErrDType, "cannot convert %q to float32", string(dt))
+	}
+	if len(raw) != len(dst)*dt.Size() {
+		return newError("", ErrShape, "%d bytes of %s for %d elements", len(raw), dt, len(dst))
+	}
+	decodeInto(dst, raw, dt)
+	return nil
+}
+
 // DecodeFloat32 converts raw little-endian data of a floating-point dtype to float32.
 func DecodeFloat32(raw []byte, dt DType) ([]float32, error) {
 	if !dt.IsFloat() {
