@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 
 	"github.com/shortllm/shortllm/internal/safetensors"
+	"github.com/shortllm/shortllm/internal/testutil"
 )
 
 // writeTinyModel saves a random tiny model into a fresh temp dir and returns the dir.
@@ -288,4 +289,37 @@ func dropTensor(ts []safetensors.Tensor, name string) []safetensors.Tensor {
 		}
 	}
 	return out
+}
+
+// KeepBF16 (prune without scoring) holds BF16-stored tensors as bfloat16 and the rest in the
+// compute dtype; saving must still give back the stored bytes exactly.
+func TestLoad_KeepBF16RoundTripBitExact(t *testing.T) {
+	for _, name := range []string{"stories260K", "rand-gqa-llama3", "rand-bias-headdim"} {
+		t.Run(name, func(t *testing.T) {
+			dir := testutil.SharedDir(t, "models", name)
+			m, err := Load(dir, LoadOptions{KeepBF16: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n, w := range m.Weights {
+				want := dtypes.Float32
+				if m.StoredDTypes[n] == safetensors.BF16 {
+					want = dtypes.BFloat16
+				}
+				if w.DType() != want {
+					t.Errorf("%s stored %s held as %s, want %s", n, m.StoredDTypes[n], w.DType(), want)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "copy")
+			if err := m.Save(out, SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			want, got := rawTensors(t, dir), rawTensors(t, out)
+			for n, b := range want {
+				if !bytes.Equal(b, got[n]) {
+					t.Errorf("tensor %s differs after KeepBF16 load → save", n)
+				}
+			}
+		})
+	}
 }
