@@ -211,3 +211,13 @@ func loraParams(c *model.Config, r int, targets []string) int64 {
 	}
 	return int64(r) * per * int64(c.NumHiddenLayers)
 }
+
+// RematDefault says whether a training-like stage (Taylor, LoRA, CPT) should rematerialise
+// by default: when the activations it would save exceed the weights themselves (LLaMA-7B in
+// bf16 at 10×128 saves ~14 GB against 12.6 GB of weights), so recomputing one more forward
+// costs far less than the memory it frees. Small models keep the faster whole-graph backward.
+func RematDefault(c *model.Config, dtypeBytes, batch, seqLen int) bool {
+	P, _ := params(c)
+	N := int64(batch) * int64(seqLen)
+	return int64(c.NumHiddenLayers)*N*layerActivation(c, dtypeBytes, seqLen) > P*int64(dtypeBytes)
+}

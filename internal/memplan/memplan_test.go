@@ -104,3 +104,12 @@ func TestPlan_LoRAParametersMatchPEFT(t *testing.T) {
 		t.Errorf("LoRA r=8 on LLaMA-2-7B: %d parameters, want 19988480", got)
 	}
 }
+
+func TestRematDefault(t *testing.T) {
+	if !RematDefault(shape(t, "llama-2-7b-shape.json"), 2, 10, 128) {
+		t.Error("LLaMA-7B bf16 Taylor at 10×128: want remat on")
+	}
+	if RematDefault(shape(t, "llama-2-7b-shape.json"), 2, 1, 128) {
+		t.Error("LLaMA-7B bf16 at 1×128: want remat off")
+	}
+}

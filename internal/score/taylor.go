@@ -3,6 +3,7 @@ package score
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -45,7 +46,12 @@ func taylor(r *model.Runner, ids [][]int, opts Options) ([]*float64, error) {
 	parts := batches(ids, opts.BatchSize)
 	for k, part := range parts {
 		var err error
-		if acc, err = accumulateSalience(r, names, part, opts.SkipBlocks, acc); err != nil {
+		if opts.Remat {
+			acc, err = accumulateSalienceRemat(r, blocks, part, opts.SkipBlocks, acc)
+		} else {
+			acc, err = accumulateSalience(r, names, part, opts.SkipBlocks, acc)
+		}
+		if err != nil {
 			return nil, err
 		}
 		opts.Progress(k+1, len(parts))
@@ -98,6 +104,50 @@ func accumulateSalience(r *model.Runner, names []string, part [][]int, skip []in
 		}
 		return grads
 	}, donate, args...)
+}
+
+// accumulateSalienceRemat is accumulateSalience with the backward pass rematerialised block
+// by block (model.RematBackward): activation memory is one block's, at the cost of a second
+// forward. acc is in the same order as accumulateSalience's (blocks, then tensors).
+func accumulateSalienceRemat(r *model.Runner, blocks []int, part [][]int, skip []int, acc []*tensors.Tensor) ([]*tensors.Tensor, error) {
+	in, lab := shifted(part)
+	inT, err := model.IDsTensor(in)
+	if err != nil {
+		return nil, err
+	}
+	labT, _ := model.IDsTensor(lab)
+	cfg := r.Model.Config
+	per := len(scoredTensors(cfg, blocks[0]))
+	extra := func(i int) []*tensors.Tensor {
+		if acc == nil {
+			return nil
+		}
+		k := slices.Index(blocks, i)
+		return acc[k*per : (k+1)*per]
+	}
+	_, out, err := r.RematBackward(inT, labT, model.RematOptions{
+		SkipBlocks: skip,
+		Names:      func(i int) []string { return scoredTensors(cfg, i) },
+		Extra:      extra,
+		Grad: func(_ int, p model.Params, names []string, grads, prev []*Node) []*Node {
+			res := make([]*Node, len(grads))
+			for k, g := range grads {
+				res[k] = Mul(ConvertDType(p[names[k]], dtypes.Float32), ConvertDType(g, dtypes.Float32))
+				if len(prev) > 0 {
+					res[k] = Add(prev[k], res[k])
+				}
+			}
+			return res
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	next := make([]*tensors.Tensor, 0, len(blocks)*per)
+	for _, b := range blocks {
+		next = append(next, out[b]...)
+	}
+	return next, nil
 }
 
 // reduceSalience folds the accumulated w ⊙ g of each block's tensors into one score per
