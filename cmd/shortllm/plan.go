@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -55,6 +56,7 @@ type planReport struct {
 	Batch     int                 `json:"batch_size"`
 	SeqLen    int                 `json:"seq_len"`
 	Remat     bool                `json:"remat"`
+	Backend   string              `json:"backend"`
 	Estimates []*memplan.Estimate `json:"estimates"`
 	Device    int64               `json:"device_memory_bytes,omitempty"`
 	Prune     *planPrune          `json:"prune,omitempty"`
@@ -80,14 +82,14 @@ func runPlan(a *app, o *planOptions) error {
 	if w == 0 {
 		return fmt.Errorf("--dtype %q: want f32 or bf16", o.dtype)
 	}
-	rep := &planReport{Config: path, DType: o.dtype, Batch: o.batchSize, SeqLen: o.seqLen, Remat: o.remat}
+	rep := &planReport{Config: path, DType: o.dtype, Batch: o.batchSize, SeqLen: o.seqLen, Remat: o.remat, Backend: a.backendName()}
 	stages := memplan.Stages
 	if o.stage != "all" {
 		stages = []memplan.Stage{memplan.Stage(o.stage)}
 	}
 	for _, s := range stages {
 		e, err := memplan.Plan(memplan.Request{Config: cfg, Stage: s, DTypeBytes: w, Batch: o.batchSize,
-			SeqLen: o.seqLen, LoRARank: o.loraR, Remat: o.remat})
+			SeqLen: o.seqLen, LoRARank: o.loraR, Remat: o.remat, HostCopy: a.goBackend()})
 		if err != nil {
 			return err
 		}
@@ -135,7 +137,7 @@ func planPruning(cfg *model.Config, ratio string) (*planPrune, error) {
 
 func printPlan(a *app, rep *planReport) {
 	w := a.out
-	fmt.Fprintf(w, "%s, compute %s, batch %d × %d tokens%s\n", rep.Config, rep.DType, rep.Batch, rep.SeqLen,
+	fmt.Fprintf(w, "%s, compute %s on the %s backend, batch %d × %d tokens%s\n", rep.Config, rep.DType, rep.Backend, rep.Batch, rep.SeqLen,
 		map[bool]string{true: ", rematerialised", false: ""}[rep.Remat])
 	for _, e := range rep.Estimates {
 		fit := ""
@@ -165,3 +167,18 @@ func humanBytes(b int64) string {
 	}
 	return fmt.Sprintf("%.2f %ciB", v, "KMGT"[i-1])
 }
+
+// backendName is the backend a run would use, from --backend or $GOMLX_BACKEND, without
+// creating it (plan loads nothing).
+func (a *app) backendName() string {
+	spec := a.backendSpec
+	if spec == "" {
+		spec = os.Getenv("GOMLX_BACKEND")
+	}
+	if spec == "" || strings.HasPrefix(spec, "go") {
+		return "go"
+	}
+	return "xla"
+}
+
+func (a *app) goBackend() bool { return a.backendName() == "go" }
