@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,5 +66,27 @@ func TestPruneWidth_BadInputOneLine(t *testing.T) {
 				t.Fatalf("bad input created %s", out)
 			}
 		})
+	}
+}
+
+// TestScoreWidth_JSONShape: score with a width criterion gives one score per KV group and
+// per FFN channel of every block (shape only: the values are checked in internal/width).
+func TestScoreWidth_JSONShape(t *testing.T) {
+	src := testutil.SharedDir(t, "models", "deep16")
+	calib := testutil.SharedDir(t, "data", "stories", "calib10x128.ids.json")
+	code, out, errOut := pruneRun(t, "score", "--quiet", "--json", "--model", src, "--calib", calib, "--criterion", "wanda-sp")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc struct {
+		Criterion string      `json:"criterion"`
+		Heads     [][]float64 `json:"heads"`
+		Channels  [][]float64 `json:"channels"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Criterion != "wanda-sp" || len(doc.Heads) != 16 || len(doc.Heads[7]) != 4 || len(doc.Channels[15]) != 172 {
+		t.Errorf("doc: criterion %q, %d blocks", doc.Criterion, len(doc.Heads))
 	}
 }
