@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 	"github.com/shortllm/shortllm/internal/width"
@@ -22,6 +24,11 @@ type pruneWidth struct {
 	headUnit     string
 	noBiasComp   bool
 	heads        string
+	// LoRAPrune (--criterion loraprune): training data and schedule.
+	loraData          string
+	rounds, roundStep int
+	loraR             int
+	lr                float64
 }
 
 func (w *pruneWidth) bind(cmd *cobra.Command) {
@@ -31,6 +38,11 @@ func (w *pruneWidth) bind(cmd *cobra.Command) {
 	f.BoolVar(&w.withinGroups, "within-groups", false, "--width: allow removing query heads of a KV group that keeps others")
 	f.BoolVar(&w.noBiasComp, "no-bias-compensation", false, "--width flap: do not add the removed channels' mean output to o_proj/down_proj biases")
 	f.StringVar(&w.heads, "heads", "", "--width: remove exactly these query heads, as block.head (e.g. 3.0,3.1)")
+	f.StringVar(&w.loraData, "lora-data", "", "--width --criterion loraprune: LoRA training data (as retrain --data)")
+	f.IntVar(&w.rounds, "rounds", 4, "--width loraprune: pruning rounds (cubic schedule)")
+	f.IntVar(&w.roundStep, "round-steps", 10, "--width loraprune: LoRA updates before each pruning round (and after the last)")
+	f.IntVar(&w.loraR, "lora-r", 8, "--width loraprune: LoRA rank")
+	f.Float64Var(&w.lr, "lr", 1e-4, "--width loraprune: LoRA learning rate")
 }
 
 // checkUnused refuses width flags without --width.
@@ -49,8 +61,10 @@ func runPruneWidth(a *app, cmd *cobra.Command, o *pruneOptions) error {
 		return fmt.Errorf("--width needs exactly one of --ratio or --heads")
 	case o.blocks != "" || cmd.Flags().Changed("num-blocks") || o.iterative || o.scores != "" || o.noPlus:
 		return fmt.Errorf("--width takes --ratio or --heads with --criterion; --blocks, --num-blocks, --iterative, --scores and --no-plus are for blocks")
-	case o.ratio != "" && !width.IsCriterion(o.criterion):
-		return fmt.Errorf("--width --criterion %q: want one of %s", o.criterion, strings.Join(width.Criteria(), ", "))
+	case o.ratio != "" && !width.IsCriterion(o.criterion) && o.criterion != width.LoRAPruneName:
+		return fmt.Errorf("--width --criterion %q: want one of %s or %s", o.criterion, strings.Join(width.Criteria(), ", "), width.LoRAPruneName)
+	case o.criterion == width.LoRAPruneName && o.width.loraData == "":
+		return fmt.Errorf("--criterion loraprune trains a LoRA while pruning: give --lora-data FILE")
 	case o.ratio != "" && o.calib.path == "":
 		return fmt.Errorf("--criterion %s needs calibration data: give --calib FILE", o.criterion)
 	}
@@ -72,6 +86,9 @@ func runPruneWidth(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	res, calib, err := o.widthResult(a, cmd, m)
 	if err != nil {
 		return err
+	}
+	if res.Trained != nil { // LoRAPrune: the units go from the fine-tuned model
+		m = res.Trained
 	}
 	rec, err := width.Write(m, res, wopts, calib)
 	if err != nil {
@@ -112,7 +129,12 @@ func (o *pruneOptions) widthResult(a *app, cmd *cobra.Command, m *model.Model) (
 	if cmd.Flags().Changed("keep-last") {
 		opts.KeepLast = &o.keepLast
 	}
-	res, err := width.Run(model.NewRunner(be, m), opts)
+	var res *width.Result
+	if o.criterion == width.LoRAPruneName {
+		res, err = o.loraPrune(be, m, opts)
+	} else {
+		res, err = width.Run(model.NewRunner(be, m), opts)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -183,4 +205,30 @@ func printPruneWidth(a *app, o *pruneOptions, rec *prune.Record) error {
 	}
 	_, err := fmt.Fprintf(a.out, "\nwrote %s\n", o.out)
 	return err
+}
+
+// loraPrune runs LoRAPrune with retrain's LoRA defaults (AdamW, linear schedule, batch 16).
+func (o *pruneOptions) loraPrune(be backends.Backend, m *model.Model, opts width.Options) (*width.Result, error) {
+	tok, err := tokenizer.Load(m.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("--lora-data needs the model's tokenizer: %w", err)
+	}
+	seqLen := o.calib.seqLen
+	if seqLen == 0 {
+		seqLen = score.DefaultSeqLen
+	}
+	data, err := retrain.LoadDataset(o.width.loraData, tok, retrain.DataOptions{SeqLen: seqLen})
+	if err != nil {
+		return nil, err
+	}
+	lp := width.LoRAPruneOptions{Rounds: o.width.rounds, StepsPerRound: o.width.roundStep, Data: data,
+		LoRA: retrain.NewLoRAConfig(o.width.loraR, 2*float64(o.width.loraR), 0.05, retrain.DefaultTargetModules, false),
+		Train: retrain.Options{Optim: retrain.AdamW{LR: o.width.lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1},
+			Schedule: "constant", BatchSize: 16, MicroBatchSize: 4, Seed: o.calib.seed, PadID: max(tok.PAD(), 0)}}
+	res, trained, err := width.LoRAPrune(model.NewRunner(be, m), opts, lp)
+	if err != nil {
+		return nil, err
+	}
+	res.Trained = trained
+	return res, nil
 }

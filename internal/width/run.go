@@ -53,6 +53,9 @@ type Result struct {
 	Plan   *Plan // nil when only scoring
 	Record *prune.WidthRecord
 	Ratio  float64
+	// Trained is LoRAPrune's fine-tuned model (adapter merged, units zeroed): Write applies
+	// the plan to it instead of the original.
+	Trained *model.Model
 }
 
 // candidates lists the blocks a criterion may prune.
@@ -78,6 +81,11 @@ func (o *Options) check(cfg *model.Config) error {
 	if !IsCriterion(o.Criterion) {
 		return fmt.Errorf("unknown width criterion %q (want %s)", o.Criterion, strings.Join(Criteria(), ", "))
 	}
+	return o.checkCommon(cfg)
+}
+
+// checkCommon validates what every criterion (LoRAPrune included) needs.
+func (o *Options) checkCommon(cfg *model.Config) error {
 	if o.HeadUnit == "" {
 		o.HeadUnit = UnitKVGroup
 	}
