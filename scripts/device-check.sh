@@ -215,9 +215,11 @@ run prune 240 "$bin" --quiet prune --json --model "$full" --out "$pruned" --bloc
 # Width pruning at the same 35% of the parameters (Wanda-sp: the same share of KV groups and FFN
 # channels in every block, so a standard config): same parameter count, all blocks kept — the
 # paper's depth-vs-width speed comparison. Random weights: only the shapes matter here.
-wpruned="$work/llama-width"
+# (The dry run's tiny model is mostly embeddings: 2% of it is half its blocks.)
+wpruned="$work/llama-width" wratio=35%
+[ $dry = 1 ] && wratio=2%
 run prune_width 180 "$bin" --quiet prune --json --model "$full" --out "$wpruned" --width --criterion wanda-sp \
-  --ratio 35% --calib "$S/data/stories/calib10x128.jsonl" --calib-samples 4 --seq-len 64 --force
+  --ratio "$wratio" --calib "$S/data/stories/calib10x128.jsonl" --calib-samples 4 --seq-len 64 --force
 compare=("$pruned")
 [ -f "$wpruned/config.json" ] && compare+=("$wpruned")
 
