@@ -7,7 +7,8 @@
 #   2. speed against Hugging Face transformers on the same GPU in the same run: a random-weight
 #      LLaMA of Llama-3.2-1B shapes in bf16 — perplexity-eval tokens/s at batch 8 × 1024 and
 #      generation throughput at batch 1, 16, 64 (128 new tokens) — and the same model with 35%
-#      of its blocks removed, against the ideal speedup L/(L−n).
+#      of its blocks removed, against the ideal speedup L/(L−n), and with 35% of its parameters
+#      removed in width (heads and FFN channels, wanda-sp): depth vs width at equal size.
 #
 # Results under $OUT (four files, as the device tool returns at most eight): device-check.json
 # (the summary), device-check.txt (the table, also printed last), device-check.log and
@@ -211,6 +212,16 @@ first=$((L - 2 - n))
 blocks="$(seq -s, "$first" $((L - 3)))"
 run init 240 "$bin" --quiet init --json --config "$config" --out "$full" --tokenizer "$tokdir" --dtype bf16 --seed 1 --force
 run prune 240 "$bin" --quiet prune --json --model "$full" --out "$pruned" --blocks "$blocks" --force
+# Width pruning at the same 35% of the parameters (Wanda-sp: the same share of KV groups and FFN
+# channels in every block, so a standard config): same parameter count, all blocks kept — the
+# paper's depth-vs-width speed comparison. Random weights: only the shapes matter here.
+# (The dry run's tiny model is mostly embeddings: 2% of it is half its blocks.)
+wpruned="$work/llama-width" wratio=35%
+[ $dry = 1 ] && wratio=2%
+run prune_width 180 "$bin" --quiet prune --json --model "$full" --out "$wpruned" --width --criterion wanda-sp \
+  --ratio "$wratio" --calib "$S/data/stories/calib10x128.jsonl" --calib-samples 4 --seq-len 64 --force
+compare=("$pruned")
+[ -f "$wpruned/config.json" ] && compare+=("$wpruned")
 
 # --- the peer (before our timings, so a slow step of ours cannot crowd it out) ----------
 if [ $skip_peer = 1 ]; then
@@ -227,7 +238,7 @@ fi
 ppl_args=(--wikitext2 "$data" --bos once --seq-len "$seq" --batch-size "$pbatch" --max-chunks "$chunks" --dtype bf16)
 run ppl_full 150 "$bin" --quiet --json eval ppl --model "$full" "${ppl_args[@]}"
 run ppl_pruned 120 "$bin" --quiet --json eval ppl --model "$pruned" "${ppl_args[@]}"
-run speed 240 "$bin" --quiet --json eval speed --model "$full" --compare "$pruned" --batch-sizes "$sizes" \
+run speed 240 "$bin" --quiet --json eval speed --model "$full" --compare "$(IFS=,; echo "${compare[*]}")" --batch-sizes "$sizes" \
   --new-tokens "$newtok" --prompt-len "$plen" --runs "$runs" --warmup "$warm" --dtype bf16
 
 # --- summary ------------------------------------------------------------------------------

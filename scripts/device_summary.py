@@ -73,16 +73,18 @@ def main():
             return p.get("steady_tokens_per_s") or p.get("tokens_per_s")
         return None
 
-    speed_rows = [("ppl tokens/s (steady)", steady(pf), steady(pp), hf_ppl(0), hf_ppl(1))]
+    speed_rows = [("ppl tokens/s (steady)", steady(pf), steady(pp), hf_ppl(0), hf_ppl(1), None)]
     sm = sp.get("models") or []
     for i, pt in enumerate((sm[0]["points"] if sm else [])):
         b = pt["batch_size"]
         pruned = sm[1]["points"][i]["throughput"] if len(sm) > 1 else None
+        width = sm[2]["points"][i]["throughput"] if len(sm) > 2 else None  # 35% in width (prune_width)
         h = [m["points"][i]["throughput"] if i < len(m.get("points", [])) else None for m in hf_models] + [None, None]
-        speed_rows.append(("gen tokens/s b=%d" % b, pt["throughput"], pruned, h[0], h[1]))
-    for label, full, pruned, hfull, hpruned in speed_rows:
+        speed_rows.append(("gen tokens/s b=%d" % b, pt["throughput"], pruned, h[0], h[1], width))
+    for label, full, pruned, hfull, hpruned, width in speed_rows:
         summary["speed"][label] = {"shortllm_full": full, "shortllm_pruned": pruned,
                                    "pruned_speedup": (pruned / full) if full and pruned else None,
+                                   "shortllm_width": width, "width_speedup": (width / full) if full and width else None,
                                    "hf_full": hfull, "hf_pruned": hpruned,
                                    "shortllm_over_hf": (full / hfull) if full and hfull else None}
     summary["gpu_mem_peak_mib"] = {n: gpumem(out, n) for n in ["ppl_full", "ppl_pruned", "speed", "hf_peer"]}
@@ -101,15 +103,16 @@ def main():
     print("speed, bf16: full %d layers vs pruned %d (removed %s; ideal %.2fx)%s" % (
         a.layers, a.layers - a.removed, a.blocks, summary["ideal_speedup"],
         "; HF peer: " + hf_note if hf_note else ""))
-    hdr2 = ("metric", "shortllm", "pruned", "speedup", "HF", "HF pruned", "shortllm/HF")
+    hdr2 = ("metric", "shortllm", "pruned", "speedup", "HF", "HF pruned", "shortllm/HF", "width 35%", "w speedup")
     rows2 = []
     for label, v in summary["speed"].items():
         rows2.append((label, fmt(v["shortllm_full"], ".1f"), fmt(v["shortllm_pruned"], ".1f"),
                       fmt(v["pruned_speedup"], ".2f") + "x", fmt(v["hf_full"], ".1f"),
-                      fmt(v["hf_pruned"], ".1f"), fmt(v["shortllm_over_hf"], ".2f")))
+                      fmt(v["hf_pruned"], ".1f"), fmt(v["shortllm_over_hf"], ".2f"),
+                      fmt(v["shortllm_width"], ".1f"), fmt(v["width_speedup"], ".2f") + "x"))
     mem = summary["gpu_mem_peak_mib"]
-    rows2.append(("GPU MiB peak, ppl (nvidia-smi)", fmt(mem["ppl_full"]), fmt(mem["ppl_pruned"]), "", fmt(mem["hf_peer"]), "", ""))
-    rows2.append(("GPU MiB peak, gen (both models)", fmt(mem["speed"]), "", "", "(whole run)", "", ""))
+    rows2.append(("GPU MiB peak, ppl (nvidia-smi)", fmt(mem["ppl_full"]), fmt(mem["ppl_pruned"]), "", fmt(mem["hf_peer"]), "", "", "", ""))
+    rows2.append(("GPU MiB peak, gen (all models)", fmt(mem["speed"]), "", "", "(whole run)", "", "", "", ""))
     w2 = [max(len(str(r[i])) for r in rows2 + [hdr2]) for i in range(len(hdr2))]
     for r in [hdr2] + rows2:
         print("  ".join(str(c).ljust(w2[i]) for i, c in enumerate(r)))

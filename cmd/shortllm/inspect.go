@@ -56,11 +56,27 @@ func printInspect(w io.Writer, r *prune.Report) {
 	fmt.Fprintf(w, "model      %s (%s)\n", r.Dir, r.ModelType)
 	fmt.Fprintf(w, "layers     %d   hidden %d   ffn %d   heads %d/%d kv   vocab %d   %s\n",
 		r.NumLayers, r.HiddenSize, r.IntermediateSize, r.Heads, r.KVHeads, r.VocabSize, tied)
+	if r.LayerWidths != nil {
+		var parts []string
+		for _, lw := range r.LayerWidths {
+			parts = append(parts, fmt.Sprintf("%d/%d/%d", lw.NumAttentionHeads, lw.NumKeyValueHeads, lw.IntermediateSize))
+		}
+		fmt.Fprintf(w, "widths     per block, heads/kv/ffn: %s\n", strings.Join(parts, " "))
+	}
 	fmt.Fprintf(w, "params     %d total: %s\n", r.Params.Total, inspectParts(r))
 	fmt.Fprintf(w, "dtypes     %s\n", inspectDTypes(r.DTypes))
 	fmt.Fprintf(w, "weights    %s\n", inspectFiles(r))
 	fmt.Fprintf(w, "tokenizer  %s\n", r.Tokenizer)
 	fmt.Fprintf(w, "config     sha256 %s\n", r.ConfigHash)
+	if p := r.Pruned; p != nil && p.Width != nil {
+		var heads, chans int
+		for _, u := range p.Width.Layers {
+			heads, chans = heads+len(u.Heads), chans+len(u.Channels)
+		}
+		fmt.Fprintf(w, "pruned     from %s in width: removed %d heads and %d FFN channels by %s; params %d → %d (%s removed)\n",
+			p.SourceModel, heads, chans, inspectHow(p), p.ParamsBefore, p.ParamsAfter, prune.FormatPercent(p.RemovedRatio))
+		return
+	}
 	if p := r.Pruned; p != nil {
 		fmt.Fprintf(w, "pruned     from %s (%d blocks): removed %s by %s; params %d → %d (%s removed)\n",
 			p.SourceModel, p.NumLayersBefore, blockList(p.RemovedBlocks), inspectHow(p),
@@ -110,6 +126,9 @@ func inspectHow(p *prune.Record) string {
 		return p.Criterion + " (iterative)"
 	case p.Criterion != "":
 		return p.Criterion
+	}
+	if p.Width != nil {
+		return "explicit --heads"
 	}
 	return "explicit --blocks"
 }

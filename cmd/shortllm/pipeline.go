@@ -54,6 +54,7 @@ func bindPipelineFlags(f *pflag.FlagSet, o *pipelineOptions) {
 	f.StringVar(&c.Out, "out", c.Out, "run directory (stages, report.md, report.json, plots/)")
 	f.Var(&c.Ratios, "ratios", "pruning ratios (share of parameters), e.g. 20%,35%")
 	f.Var(&c.Criteria, "criteria", "block importance criteria: ppl, taylor, magnitude, bi, angular")
+	f.Var(&c.WidthCriteria, "width-criteria", "width pruning criteria at the same ratios: llm-pruner, wanda-sp, flap")
 	f.Var(&c.Retrain, "retrain", "retraining per pruned model: none, lora, cpt, cpt+lora")
 	f.StringVar(&c.Calib, "calib", c.Calib, "calibration data for scoring (.json ids, .txt, .jsonl)")
 	f.IntVar(&c.CalibSamples, "calib-samples", c.CalibSamples, "calibration windows drawn from text")

@@ -178,3 +178,40 @@ func TestPipeline_BadInputOneLine(t *testing.T) {
 		})
 	}
 }
+
+// TestPipeline_WidthBesideDepth: a width criterion runs at the same ratio as a block
+// criterion and its rows reach the report with the share of parameters it removed.
+func TestPipeline_WidthBesideDepth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline")
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	args := tinyPipeline(demoModel(t), out, "--retrain", "none", "--width-criteria", "wanda-sp")
+	runPipelineJSON(t, args...)
+	var rep struct {
+		Rows []struct {
+			Criterion    string  `json:"criterion"`
+			RemovedShare float64 `json:"removed_share"`
+			Done         bool    `json:"done"`
+		} `json:"rows"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rep.Rows {
+		if r.Criterion == "wanda-sp" {
+			found = true
+			if !r.Done || r.RemovedShare < 0.2 || r.RemovedShare > 0.3 {
+				t.Errorf("wanda-sp row: done %v, removed %.3f (ratio 25%%)", r.Done, r.RemovedShare)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("report has no wanda-sp row: %s", data)
+	}
+}

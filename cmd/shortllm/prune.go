@@ -22,6 +22,7 @@ type pruneOptions struct {
 	noPlus, iterative, force bool
 	dtype, maxShardSize      string
 	calib                    pruneCalib
+	width                    pruneWidth
 }
 
 // pruneCalib mirrors `shortllm score`'s calibration flags (same names and meaning).
@@ -36,17 +37,23 @@ type pruneCalib struct {
 func newPruneCmd(a *app) *cobra.Command {
 	o := &pruneOptions{}
 	cmd := &cobra.Command{
-		Use:   "prune --model DIR --out DIR (--ratio R | --num-blocks N | --blocks 3,5,7) [--scores FILE | --criterion C]",
-		Short: "Remove whole Transformer blocks (depth pruning) and save the shortened model",
+		Use:   "prune --model DIR --out DIR (--ratio R | --num-blocks N | --blocks 3,5,7) [--scores FILE | --criterion C] [--width]",
+		Short: "Remove whole Transformer blocks (depth pruning), or heads and channels (--width), and save the model",
 		Long: `Remove whole Transformer blocks and save the shortened model with a provenance record
 (shortllm_prune.json). --ratio is the share of all parameters to remove: the block count is the
 largest whose removed share is within half a percentage point of it, as the paper labels its
 prunings (LLaMA-7B: 20% → 6 blocks = 18.0%, 35% → 11 blocks = 33.0%). By default the first
 --keep-first and last --keep-last blocks are never removed (the paper's "+" policy); --blocks
-is taken as given.`,
+is taken as given.
+
+--width removes attention heads and FFN channels instead (criteria llm-pruner, wanda-sp, flap;
+--ratio counts parameters the same way). A head unit is a KV group (a key/value head with its
+query heads); --within-groups allows single query heads where every group keeps the same count.
+--heads 3.0,3.1 removes the listed query heads (block.head) as given.`,
 		Example: `  shortllm prune --model ../shared/models/deep16 --out deep16-35 --ratio 35% --scores scores.json
   shortllm prune --model ../shared/models/deep16 --out deep16-35 --ratio 35% --criterion ppl --calib ../shared/data/stories/calib10x128.ids.json
-  shortllm prune --model ../shared/models/stories260K --out s3 --blocks 1,3`,
+  shortllm prune --model ../shared/models/stories260K --out s3 --blocks 1,3
+  shortllm prune --model ../shared/models/deep16 --out deep16-w20 --width --criterion flap --ratio 20% --calib ../shared/data/stories/calib10x128.ids.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(a, cmd, o) },
 	}
@@ -71,10 +78,17 @@ is taken as given.`,
 	f.Uint64Var(&o.calib.seed, "seed", score.DefaultSeed, "seed for sampling calibration windows from text")
 	f.BoolVar(&o.calib.noBOS, "no-bos", false, "tokenise calibration text without BOS")
 	f.IntVar(&o.calib.batchSize, "batch-size", 0, fmt.Sprintf("calibration windows per forward pass (default %d)", score.DefaultBatchSize))
+	o.width.bind(cmd)
 	return cmd
 }
 
 func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
+	if o.width.on {
+		return runPruneWidth(a, cmd, o)
+	}
+	if err := o.width.checkUnused(); err != nil {
+		return err
+	}
 	if err := o.checkFlags(cmd); err != nil {
 		return err
 	}

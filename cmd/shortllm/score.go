@@ -28,7 +28,7 @@ type scoreOptions struct {
 func newScoreCmd(a *app) *cobra.Command {
 	o := &scoreOptions{}
 	cmd := &cobra.Command{
-		Use:   "score --model DIR --calib FILE [--criterion taylor,ppl,magnitude,bi,angular|all]",
+		Use:   "score --model DIR --calib FILE [--criterion taylor,ppl,magnitude,bi,angular|all|llm-pruner,wanda-sp,flap]",
 		Short: "Rank the model's blocks by importance (Shortened LLaMA's pruning criteria)",
 		Long: `Score every Transformer block; lower scores mean less important (pruned first).
 
@@ -36,10 +36,14 @@ Calibration (--calib): .json with {"ids": [[...], ...]} windows (or a file this 
 its calibration.ids are reused, so any run repeats exactly), or text — .txt (one row per line)
 or .jsonl (a "text" field per line) — from which --calib-samples rows with at least --seq-len
 tokens are drawn at random (seeded by --seed) and a random window cut from each, as the
-paper's get_examples does. The windows used are written into the output.`,
+paper's get_examples does. The windows used are written into the output.
+
+The width criteria (llm-pruner, wanda-sp, flap) score every head unit (KV group) and FFN channel
+of every block instead; prune --width uses the same computation.`,
 		Example: `  shortllm score --model ../shared/models/deep16 --calib ../shared/data/stories/calib10x128.ids.json --criterion all
   shortllm score --model DIR --calib bookcorpus.jsonl --criterion taylor+ --out scores.json
-  shortllm score --model DIR --calib scores.json --criterion ppl --skip-blocks 3,5 --json`,
+  shortllm score --model DIR --calib scores.json --criterion ppl --skip-blocks 3,5 --json
+  shortllm score --model ../shared/models/deep16 --calib ../shared/data/stories/calib10x128.ids.json --criterion flap,wanda-sp --out width-scores.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runScore(a, cmd, o) },
 	}
@@ -63,6 +67,12 @@ paper's get_examples does. The windows used are written into the output.`,
 }
 
 func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
+	if wnames, ok, err := widthCriteria(o.criterion); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return runScoreWidth(a, cmd, o, wnames)
+	}
 	names, err := score.ParseCriteria(o.criterion)
 	if err != nil {
 		return fmt.Errorf("--criterion: %w", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	MaxPositionEmbeddings int          `json:"max_position_embeddings"`
 	HiddenAct             string       `json:"hidden_act"`
 	TorchDtype            string       `json:"torch_dtype"`
+	// LayerWidths gives each block's widths after non-uniform width pruning (config key
+	// "shortllm_layer_widths", see widths.go); nil when every block has the top-level widths.
+	LayerWidths []LayerWidth `json:"-"`
 
 	// present records which known keys appeared in the file, so saving writes back the same
 	// set of keys (HF defaults are applied for computing, not injected into the file).
@@ -63,7 +67,7 @@ var knownKeys = []string{
 	"model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
 	"num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling",
 	"tie_word_embeddings", "attention_bias", "mlp_bias", "vocab_size", "bos_token_id", "eos_token_id",
-	"max_position_embeddings", "hidden_act", "torch_dtype",
+	"max_position_embeddings", "hidden_act", "torch_dtype", LayerWidthsKey,
 }
 
 // LoadConfig reads and validates dir/config.json (or a config file path).
@@ -109,7 +113,7 @@ func (c *Config) decodeKnown(raw map[string]json.RawMessage) error {
 	// Decode the plain fields through a copy without the ones needing special handling.
 	plain := map[string]json.RawMessage{}
 	for _, k := range knownKeys {
-		if v, ok := raw[k]; ok && k != "rope_scaling" && k != "bos_token_id" && k != "eos_token_id" {
+		if v, ok := raw[k]; ok && k != "rope_scaling" && k != "bos_token_id" && k != "eos_token_id" && k != LayerWidthsKey {
 			plain[k] = v
 		}
 	}
@@ -130,7 +134,7 @@ func (c *Config) decodeKnown(raw map[string]json.RawMessage) error {
 		}
 		c.ropeRaw = append(json.RawMessage(nil), rs...)
 	}
-	return nil
+	return c.decodeWidths(raw)
 }
 
 // decodeTokenIDs accepts null, an int or a list of ints (LLaMA-3 lists several EOS ids).
@@ -200,6 +204,9 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
+	if err := c.validateWidths(); err != nil {
+		return err
+	}
 	switch c.ModelType {
 	case "llama", "mistral", "qwen2":
 	case "":
@@ -260,7 +267,8 @@ func (c *Config) validateRopeScaling() error {
 	return nil
 }
 
-// KVGroups is the number of query heads that share one key/value head.
+// KVGroups is the number of query heads that share one key/value head (top-level widths;
+// Width(i).KVGroups() for block i of a width-pruned model).
 func (c *Config) KVGroups() int { return c.NumAttentionHeads / c.NumKeyValueHeads }
 
 // MarshalJSON writes the keys the file had (with current values) plus the unknown keys
@@ -281,10 +289,11 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		"rope_scaling": c.ropeScalingJSON(),
 	}
 	for _, k := range knownKeys {
-		if c.present == nil || c.present[k] {
+		if (c.present == nil || c.present[k]) && k != LayerWidthsKey { // markWidths writes it
 			out[k] = vals[k]
 		}
 	}
+	c.markWidths(out)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -341,6 +350,7 @@ func (c *Config) Clone() *Config {
 	for k, v := range c.extra {
 		cp.extra[k] = v
 	}
+	cp.LayerWidths = slices.Clone(c.LayerWidths)
 	return &cp
 }
 

@@ -188,7 +188,10 @@ func attention(cfg *Config, p Params, i int, x *Node, in blockInputs) *Node {
 	pre := layerPrefix(i) + "self_attn."
 	dims := x.Shape().Dimensions
 	B, T := dims[0], dims[1]
-	H, Hkv, Dh, G := cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim, cfg.KVGroups()
+	// Heads come from the weights' shapes: width-pruned blocks differ (Config.Width).
+	Dh := cfg.HeadDim
+	H, Hkv := p[pre+"q_proj.weight"].Shape().Dimensions[0]/Dh, p[pre+"k_proj.weight"].Shape().Dimensions[0]/Dh
+	G := H / Hkv
 
 	q := Reshape(linear(p, pre+"q_proj", x, in), B, T, H, Dh)
 	k := Reshape(linear(p, pre+"k_proj", x, in), B, T, Hkv, Dh)

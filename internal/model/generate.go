@@ -113,10 +113,10 @@ func allTrue(v []bool) bool {
 func (r *Runner) emptyCache(B, S int) []*tensors.Tensor {
 	cfg := r.Model.Config
 	dt := r.Model.Weights["model.norm.weight"].DType()
-	sh := shapes.Make(dt, B, S, cfg.NumKeyValueHeads, cfg.HeadDim)
 	out := make([]*tensors.Tensor, 2*cfg.NumHiddenLayers)
 	for i := range out {
-		out[i] = tensors.FromShape(sh)
+		layer := i % cfg.NumHiddenLayers // K of every layer, then V of every layer
+		out[i] = tensors.FromShape(shapes.Make(dt, B, S, cfg.Width(layer).NumKeyValueHeads, cfg.HeadDim))
 	}
 	return out
 }

@@ -57,17 +57,19 @@ func (c *Config) ExpectedShapes() map[string][]int {
 		m["lm_head.weight"] = []int{V, D}
 	}
 	for i := 0; i < c.NumHiddenLayers; i++ {
-		for name, shape := range c.blockShapes() {
+		for name, shape := range c.blockShapes(i) {
 			m[layerPrefix(i)+name] = shape
 		}
 	}
 	return m
 }
 
-// blockShapes lists one block's tensors (names relative to "model.layers.{i}.").
-func (c *Config) blockShapes() map[string][]int {
-	D, F := c.HiddenSize, c.IntermediateSize
-	qOut, kvOut := c.NumAttentionHeads*c.HeadDim, c.NumKeyValueHeads*c.HeadDim
+// blockShapes lists block i's tensors (names relative to "model.layers.{i}."), with the
+// block's own widths (width-pruned models differ per block).
+func (c *Config) blockShapes(i int) map[string][]int {
+	w := c.Width(i)
+	D, F := c.HiddenSize, w.IntermediateSize
+	qOut, kvOut := w.NumAttentionHeads*c.HeadDim, w.NumKeyValueHeads*c.HeadDim
 	m := map[string][]int{
 		"input_layernorm.weight":          {D},
 		"post_attention_layernorm.weight": {D},
@@ -98,7 +100,7 @@ func (c *Config) blockShapes() map[string][]int {
 // BlockTensorNames lists block i's tensor names in a fixed order.
 func (c *Config) BlockTensorNames(i int) []string {
 	var names []string
-	for n := range c.blockShapes() {
+	for n := range c.blockShapes(i) {
 		names = append(names, layerPrefix(i)+n)
 	}
 	sort.Strings(names)

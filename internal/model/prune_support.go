@@ -35,7 +35,17 @@ func (c *Config) KeepLayers(keep []int) (pruned []string, err error) {
 		c.extra[k] = raw
 		pruned = append(pruned, k)
 	}
+	widths := c.Widths()
 	c.SetNumLayers(len(keep))
+	if c.LayerWidths != nil {
+		kept := make([]LayerWidth, len(keep))
+		for i, b := range keep {
+			kept[i] = widths[b]
+		}
+		if err := c.SetLayerWidths(kept); err != nil {
+			return nil, err
+		}
+	}
 	return pruned, nil
 }
 

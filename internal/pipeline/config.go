@@ -38,7 +38,9 @@ type Config struct {
 	Out      string `yaml:"out" json:"out"`
 	Ratios   List   `yaml:"ratios" json:"ratios"`
 	Criteria List   `yaml:"criteria" json:"criteria"`
-	Retrain  List   `yaml:"retrain" json:"retrain"`
+	// WidthCriteria prune heads and channels at the same ratios (width.go).
+	WidthCriteria List `yaml:"width-criteria" json:"width-criteria,omitempty"`
+	Retrain       List `yaml:"retrain" json:"retrain"`
 
 	// Scoring (calibration) data and its sampling.
 	Calib        string `yaml:"calib" json:"calib"`
@@ -214,9 +216,11 @@ type plan struct {
 	ratios     []float64
 	ratioNames []string
 	criteria   []string
-	retrain    []string
-	ppl        []PPLSpec
-	speedSizes []int
+	// widthCriteria are width-pruning criteria (llm-pruner, wanda-sp, flap).
+	widthCriteria []string
+	retrain       []string
+	ppl           []PPLSpec
+	speedSizes    []int
 }
 
 // validate checks every key before any work starts and returns the parsed lists.
@@ -231,6 +235,12 @@ func (c *Config) validate() (*plan, error) {
 	}
 	if p.criteria, err = parseCriteria(c.Criteria); err != nil {
 		return nil, err
+	}
+	if p.widthCriteria, err = parseWidthCriteria(c.WidthCriteria); err != nil {
+		return nil, err
+	}
+	if len(p.widthCriteria) > 0 && c.Calib == "" {
+		return nil, fmt.Errorf("--width-criteria needs --calib FILE")
 	}
 	if p.retrain, err = parseRetrain(c.Retrain); err != nil {
 		return nil, err

@@ -73,6 +73,8 @@ func TestValidate_BadInput(t *testing.T) {
 		{"nothing to evaluate", func(c *Config) { c.EvalPPL = nil }, "nothing to evaluate"},
 		{"bad eval-ppl", func(c *Config) { c.EvalPPL = List{"justafile"} }, "--eval-ppl"},
 		{"missing calib file", func(c *Config) { c.Calib = "no/such.jsonl" }, "--calib"},
+		{"unknown width criterion", func(c *Config) { c.WidthCriteria = List{"flap", "sparsegpt"} }, `--width-criteria: unknown criterion "sparsegpt"`},
+		{"width without calib", func(c *Config) { c.WidthCriteria = List{"flap"}; c.Calib = "" }, "--width-criteria needs --calib"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -132,6 +132,9 @@ func (r *runner) stages() (*Manifest, error) {
 			}
 		}
 	}
+	if err := r.widthPrunes(); err != nil {
+		return nil, err
+	}
 	r.orig = nil // scoring and pruning are done: let the weights go
 	for i := range man.Variants {
 		if err := r.variant(&man.Variants[i]); err != nil {
@@ -177,7 +180,7 @@ func (r *runner) planStages(man *Manifest) error {
 			}
 		}
 	}
-	return nil
+	return r.planWidth(man, retrainKey, evalKey)
 }
 
 // policy is the "+" rule in force.

@@ -13,22 +13,24 @@ import (
 
 // Report describes a model directory: what people check before and after pruning.
 type Report struct {
-	Dir              string         `json:"dir"`
-	ModelType        string         `json:"model_type"`
-	NumLayers        int            `json:"num_layers"`
-	HiddenSize       int            `json:"hidden_size"`
-	IntermediateSize int            `json:"intermediate_size"`
-	Heads            int            `json:"num_attention_heads"`
-	KVHeads          int            `json:"num_key_value_heads"`
-	VocabSize        int            `json:"vocab_size"`
-	Tied             bool           `json:"tie_word_embeddings"`
-	ConfigHash       string         `json:"config_hash"`
-	Params           PartCounts     `json:"params"`
-	DTypes           map[string]int `json:"dtypes"`
-	Sharded          bool           `json:"sharded"`
-	Files            []FileSize     `json:"files"`
-	Tokenizer        string         `json:"tokenizer"`
-	Pruned           *Record        `json:"pruned,omitempty"`
+	Dir              string `json:"dir"`
+	ModelType        string `json:"model_type"`
+	NumLayers        int    `json:"num_layers"`
+	HiddenSize       int    `json:"hidden_size"`
+	IntermediateSize int    `json:"intermediate_size"`
+	Heads            int    `json:"num_attention_heads"`
+	KVHeads          int    `json:"num_key_value_heads"`
+	// LayerWidths are per-block widths of a width-pruned model (absent when uniform).
+	LayerWidths []model.LayerWidth `json:"layer_widths,omitempty"`
+	VocabSize   int                `json:"vocab_size"`
+	Tied        bool               `json:"tie_word_embeddings"`
+	ConfigHash  string             `json:"config_hash"`
+	Params      PartCounts         `json:"params"`
+	DTypes      map[string]int     `json:"dtypes"`
+	Sharded     bool               `json:"sharded"`
+	Files       []FileSize         `json:"files"`
+	Tokenizer   string             `json:"tokenizer"`
+	Pruned      *Record            `json:"pruned,omitempty"`
 }
 
 // PartCounts are parameter counts read from the checkpoint's headers, per part.
@@ -65,7 +67,7 @@ func Inspect(dir string) (*Report, error) {
 	defer ckpt.Close()
 	r := &Report{Dir: dir, ModelType: cfg.ModelType, NumLayers: cfg.NumHiddenLayers, HiddenSize: cfg.HiddenSize,
 		IntermediateSize: cfg.IntermediateSize, Heads: cfg.NumAttentionHeads, KVHeads: cfg.NumKeyValueHeads,
-		VocabSize: cfg.VocabSize, Tied: cfg.TieWordEmbeddings, ConfigHash: cfg.Hash(),
+		LayerWidths: cfg.LayerWidths, VocabSize: cfg.VocabSize, Tied: cfg.TieWordEmbeddings, ConfigHash: cfg.Hash(),
 		DTypes: map[string]int{}, Sharded: ckpt.Sharded()}
 	if err := r.countParts(ckpt, cfg); err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", dir, err)

@@ -21,7 +21,7 @@ type ParamCounts struct {
 	Total      int64 `json:"total"`
 }
 
-// CountParams counts from the shapes the config implies (every block has the same shape).
+// CountParams counts from the shapes the config implies (per block: width-pruned blocks differ).
 func CountParams(cfg *model.Config) ParamCounts {
 	shapes := cfg.ExpectedShapes()
 	size := func(name string) int64 {
@@ -40,12 +40,16 @@ func CountParams(cfg *model.Config) ParamCounts {
 		FinalNorm:  size("model.norm.weight"),
 		LMHead:     size("lm_head.weight"),
 	}
-	if cfg.NumHiddenLayers > 0 {
-		for _, name := range cfg.BlockTensorNames(0) {
-			c.PerBlock += size(name)
+	for b := 0; b < cfg.NumHiddenLayers; b++ {
+		for _, name := range cfg.BlockTensorNames(b) {
+			c.Blocks += size(name)
 		}
 	}
-	c.Blocks = c.PerBlock * int64(cfg.NumHiddenLayers)
+	if cfg.NumHiddenLayers > 0 {
+		// Width-pruned blocks differ in size: PerBlock is their mean, so ratios stay exact
+		// for uniform models and approximate for non-uniform ones.
+		c.PerBlock = c.Blocks / int64(cfg.NumHiddenLayers)
+	}
 	c.Total = c.Embeddings + c.Blocks + c.FinalNorm + c.LMHead
 	return c
 }

@@ -40,6 +40,9 @@ type Record struct {
 	RemovedRatio     float64         `json:"removed_ratio"`
 	PrunedConfigKeys []string        `json:"pruned_config_keys,omitempty"`
 	DType            string          `json:"dtype"`
+	// Width is set for width pruning (heads and channels; Method "width"): no block is
+	// removed then.
+	Width *WidthRecord `json:"width,omitempty"`
 }
 
 // WriteOptions control Write.
