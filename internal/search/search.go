@@ -141,6 +141,7 @@ func Run(r *model.Runner, opts Options) (*Plan, error) {
 	if err := rn.method(o, p, rng); err != nil {
 		return nil, fmt.Errorf("search %s: %w", o.Method, err)
 	}
+	rn.finish()
 	if rn.best == nil {
 		return nil, fmt.Errorf("search %s: --budget %g forwards cannot pay for one evaluation (%.3g needed): %w",
 			o.Method, o.Budget, float64(obj.runCount(nil, 0))/float64(obj.L), ErrSearch)
@@ -268,6 +269,7 @@ type runner struct {
 	bestVal   float64
 	exhausted bool
 	trace     []Step
+	next      int // the step under way
 }
 
 // eval returns the objective of removed; ok is false (and the search must stop) when the
@@ -290,11 +292,23 @@ func (rn *runner) eval(removed []int) (v float64, ok bool, err error) {
 
 // step records the trace after step i of total.
 func (rn *runner) step(i, total int) {
-	if rn.best != nil {
-		rn.trace = append(rn.trace, Step{Step: i, Best: rn.bestVal, Forwards: rn.obj.Forwards(), SetsEvaluated: rn.obj.Evaluated()})
-	}
+	rn.record(i)
+	rn.next = i + 1
 	if rn.progress != nil {
 		rn.progress(i+1, total)
+	}
+}
+
+// finish records the work of a step the budget cut short, so the trace ends at the plan.
+func (rn *runner) finish() {
+	if n := len(rn.trace); n == 0 || rn.trace[n-1].SetsEvaluated != rn.obj.Evaluated() {
+		rn.record(rn.next)
+	}
+}
+
+func (rn *runner) record(i int) {
+	if rn.best != nil {
+		rn.trace = append(rn.trace, Step{Step: i, Best: rn.bestVal, Forwards: rn.obj.Forwards(), SetsEvaluated: rn.obj.Evaluated()})
 	}
 }
 
