@@ -40,11 +40,17 @@ type EvoOptions struct {
 	MutationProb float64 // per removed block; 0 → 0.2
 }
 
+// DefaultEvoOptions are the values zero fields take.
+func DefaultEvoOptions() EvoOptions {
+	return EvoOptions{Population: 20, Generations: 10, Select: 10, Mutation: 10, Crossover: 10, MutationProb: 0.2}
+}
+
 func (o EvoOptions) withDefaults() (EvoOptions, error) {
-	o.Population, o.Generations = cmp0(o.Population, 20), cmp0(o.Generations, 10)
-	o.Select, o.Mutation, o.Crossover = cmp0(o.Select, 10), cmp0(o.Mutation, 10), cmp0(o.Crossover, 10)
+	d := DefaultEvoOptions()
+	o.Population, o.Generations = cmp0(o.Population, d.Population), cmp0(o.Generations, d.Generations)
+	o.Select, o.Mutation, o.Crossover = cmp0(o.Select, d.Select), cmp0(o.Mutation, d.Mutation), cmp0(o.Crossover, d.Crossover)
 	if o.MutationProb == 0 {
-		o.MutationProb = 0.2
+		o.MutationProb = d.MutationProb
 	}
 	switch {
 	case o.Population < 1 || o.Generations < 1 || o.Select < 1:

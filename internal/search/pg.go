@@ -56,10 +56,14 @@ const (
 	pgProbEps        = 1e-7 // keeps ∇ log p finite at s ∈ {0, 1}, as the released code does
 )
 
+// DefaultPGOptions are the values zero fields take.
+func DefaultPGOptions() PGOptions { return PGOptions{Steps: 100, Samples: 2, LR: 0.05, Window: 5} }
+
 func (o PGOptions) withDefaults() (PGOptions, error) {
-	o.Steps, o.Samples, o.Window = cmp0(o.Steps, 100), cmp0(o.Samples, 2), cmp0(o.Window, 5)
+	d := DefaultPGOptions()
+	o.Steps, o.Samples, o.Window = cmp0(o.Steps, d.Steps), cmp0(o.Samples, d.Samples), cmp0(o.Window, d.Window)
 	if o.LR == 0 {
-		o.LR = 0.05
+		o.LR = d.LR
 	}
 	switch {
 	case o.Steps < 1:
