@@ -55,6 +55,8 @@ func bindPipelineFlags(f *pflag.FlagSet, o *pipelineOptions) {
 	f.Var(&c.Ratios, "ratios", "pruning ratios (share of parameters), e.g. 20%,35%")
 	f.Var(&c.Criteria, "criteria", "block importance criteria: ppl, taylor, magnitude, bi, angular")
 	f.Var(&c.Retrain, "retrain", "retraining per pruned model: none, lora, cpt, cpt+lora")
+	f.Var(&c.SearchMethods, "search-methods", "searches run as further criteria: evolution, policy-gradient, exhaustive")
+	f.Float64Var(&c.SearchBudget, "search-budget", c.SearchBudget, "forwards each search may spend (0 = no cap)")
 	f.StringVar(&c.Calib, "calib", c.Calib, "calibration data for scoring (.json ids, .txt, .jsonl)")
 	f.IntVar(&c.CalibSamples, "calib-samples", c.CalibSamples, "calibration windows drawn from text")
 	f.Uint64Var(&c.Seed, "seed", c.Seed, "seed for calibration sampling, data order and LoRA init")
