@@ -122,7 +122,7 @@ func Run(r *model.Runner, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	cands := candidates(cfg.NumHiddenLayers, n, o)
+	cands := candidates(cfg.NumHiddenLayers, o)
 	points := cands
 	if o.Method == MethodBlocks {
 		points = o.Blocks
@@ -219,6 +219,7 @@ func (o Options) checkBlocks(cfg *model.Config) (Options, int, error) {
 	if len(o.Blocks) == 0 || len(o.Blocks) >= L || o.Blocks[0] < 0 || o.Blocks[len(o.Blocks)-1] >= L {
 		return o, 0, fmt.Errorf("--blocks %v: want 1 to %d distinct blocks in [0, %d): %w", o.Blocks, L-1, L, ErrSearch)
 	}
+	o.Selection = prune.Selection{} // a given set is taken as given, as prune --blocks takes it
 	return o, len(o.Blocks), nil
 }
 
@@ -245,7 +246,7 @@ func checkCalib(cfg *model.Config, c *score.Calibration) error {
 }
 
 // candidates are the blocks the policy allows (for MethodBlocks: the given ones).
-func candidates(L, n int, o Options) []int {
+func candidates(L int, o Options) []int {
 	if o.Method == MethodBlocks {
 		return o.Blocks
 	}
