@@ -76,6 +76,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newInspectCmd(a),
 		newRetrainCmd(a),
 		newMergeCmd(a),
+		newPlanCmd(a),
 		newDemoDataCmd(a),
 		newPipelineCmd(a),
 		newReportCmd(a),

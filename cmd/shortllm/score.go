@@ -6,8 +6,10 @@ import (
 	"math"
 	"strings"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
+	"github.com/shortllm/shortllm/internal/memplan"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/tokenizer"
@@ -18,6 +20,7 @@ type scoreOptions struct {
 	calib     string
 	criterion string
 	out       string
+	remat     string
 	calibOpts score.CalibOptions
 	opts      score.Options
 }
@@ -54,6 +57,8 @@ paper's get_examples does. The windows used are written into the output.`,
 	f.Float64Var(&o.opts.NormPower, "norm-power", 1, "taylor/magnitude: raise each |w·g| or |w| to this power")
 	f.IntVar(&o.opts.Span, "span", 1, "angular: blocks per span")
 	f.IntSliceVar(&o.opts.SkipBlocks, "skip-blocks", nil, "score the model with these blocks already removed, e.g. 3,5")
+	f.StringVar(&o.remat, "remat", "auto", "taylor: recompute block activations in the backward pass: auto (when they outweigh the weights), on or off")
+	addDTypeFlag(f, a)
 	return cmd
 }
 
@@ -66,12 +71,23 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	dt, err := model.ParseDType(a.dtype, "--dtype")
+	if err != nil {
+		return err
+	}
+	m, err := model.Load(dir, model.LoadOptions{DType: dt})
 	if err != nil {
 		return err
 	}
 	calib, err := o.loadCalibration(names, dir)
 	if err != nil {
+		return err
+	}
+	seqLen := 0
+	if calib != nil && len(calib.IDs) > 0 {
+		seqLen = len(calib.IDs[0])
+	}
+	if o.opts.Remat, err = rematFlag(o.remat, m, o.opts.BatchSize, seqLen); err != nil {
 		return err
 	}
 	be, err := a.backend()
@@ -177,4 +193,24 @@ func printScoreTable(w io.Writer, r *score.Result) {
 		}
 		fmt.Fprintf(w, "%5d %14.6g %5d %s\n", i, s, rank[i], strings.Repeat("█", n))
 	}
+}
+
+// rematFlag resolves --remat: auto follows memplan.RematDefault for the compute dtype and batch.
+func rematFlag(v string, m *model.Model, batch, seqLen int) (bool, error) {
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	case "auto":
+		if seqLen == 0 {
+			return false, nil
+		}
+		w := 4
+		if m.ComputeDType() == dtypes.BFloat16 {
+			w = 2
+		}
+		return memplan.RematDefault(m.Config, w, max(batch, 1), seqLen), nil
+	}
+	return false, fmt.Errorf("--remat %q: want auto, on or off", v)
 }

@@ -82,6 +82,9 @@ type Options struct {
 	Span int
 	// SkipBlocks are already removed: they score null and are left out of Order.
 	SkipBlocks []int
+	// Remat recomputes block activations in taylor's backward pass (one block's activations
+	// alive instead of all of them; about one more forward of compute). Scores do not change.
+	Remat bool
 	// Progress, if set, is called as work finishes.
 	Progress func(done, total int)
 }
