@@ -225,17 +225,12 @@ func (o *Objective) embed() ([]*tensors.Tensor, error) {
 	return hs, nil
 }
 
-// block runs block b alone on h [B, T, D]: Forward from b with every later block skipped.
+// block runs block b alone on h [B, T, D]: Forward from b until b+1.
 func (o *Objective) block(b int, h *tensors.Tensor) (*tensors.Tensor, error) {
 	cfg := o.r.Model.Config
-	var later []int
-	for i := b + 1; i < o.L; i++ {
-		later = append(later, i)
-	}
 	out, err := o.r.Run("search/block/"+strconv.Itoa(b), func(w model.Params, x []*Node) []*Node {
-		res := model.Forward(cfg, w, nil, model.ForwardOptions{FromBlock: b, InputHidden: x[0],
-			SkipBlocks: later, CollectHidden: true, NoHead: true})
-		return []*Node{res.Hidden[len(res.Hidden)-1]}
+		res := model.Forward(cfg, w, nil, model.ForwardOptions{FromBlock: b, Until: b + 1, InputHidden: x[0], NoHead: true})
+		return []*Node{res.Last}
 	}, h)
 	if err != nil {
 		return nil, err

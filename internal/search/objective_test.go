@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/testutil"
+	"github.com/shortllm/shortllm/internal/testutil/refllama"
 )
 
 // The objective of a set equals `eval ppl --skip-blocks`'s NLL on the same windows, computed
@@ -31,6 +33,19 @@ func TestObjective_MatchesEvalPPLSkipBlocks(t *testing.T) {
 		}
 		if rel := math.Abs(got-ref.NLL) / ref.NLL; rel > 1e-5 {
 			t.Errorf("skip %v: objective %.9g, eval ppl nll %.9g (rel %.2g)", set, got, ref.NLL, rel)
+		}
+	}
+	// And the float64 reference LLaMA (testutil/refllama) on two of the sets.
+	ref := refllama.Load(t, testutil.SharedDir(t, "models", "stories260K"))
+	for _, set := range [][]int{{1, 3}, {0, 4}} {
+		skip := map[int]bool{}
+		for _, b := range set {
+			skip[b] = true
+		}
+		sum, n := ref.NLL(calib.IDs, skip)
+		got, _ := obj.Eval(set)
+		if want := sum / float64(n); math.Abs(got-want) > 1e-5*want {
+			t.Errorf("skip %v: objective %.9g, float64 reference %.9g", set, got, want)
 		}
 	}
 	if obj.Evaluated() != len(sets)-1 {
