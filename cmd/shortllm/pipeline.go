@@ -56,6 +56,8 @@ func bindPipelineFlags(f *pflag.FlagSet, o *pipelineOptions) {
 	f.Var(&c.Criteria, "criteria", "block importance criteria: ppl, taylor, magnitude, bi, angular")
 	f.Var(&c.WidthCriteria, "width-criteria", "width pruning criteria at the same ratios: llm-pruner, wanda-sp, flap")
 	f.Var(&c.Retrain, "retrain", "retraining per pruned model: none, lora, cpt, cpt+lora")
+	f.Var(&c.SearchMethods, "search-methods", "searches run as further criteria: evolution, policy-gradient, exhaustive")
+	f.Float64Var(&c.SearchBudget, "search-budget", c.SearchBudget, "forwards each search may spend (0 = no cap)")
 	f.StringVar(&c.Calib, "calib", c.Calib, "calibration data for scoring (.json ids, .txt, .jsonl)")
 	f.IntVar(&c.CalibSamples, "calib-samples", c.CalibSamples, "calibration windows drawn from text")
 	f.Uint64Var(&c.Seed, "seed", c.Seed, "seed for calibration sampling, data order and LoRA init")

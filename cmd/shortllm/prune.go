@@ -18,6 +18,7 @@ type pruneOptions struct {
 	ratio, blocks            string
 	numBlocks                int
 	scores, criterion        string
+	planFile                 string
 	keepFirst, keepLast      int
 	noPlus, iterative, force bool
 	dtype, maxShardSize      string
@@ -37,14 +38,14 @@ type pruneCalib struct {
 func newPruneCmd(a *app) *cobra.Command {
 	o := &pruneOptions{}
 	cmd := &cobra.Command{
-		Use:   "prune --model DIR --out DIR (--ratio R | --num-blocks N | --blocks 3,5,7) [--scores FILE | --criterion C] [--width]",
+		Use:   "prune --model DIR --out DIR (--ratio R | --num-blocks N | --blocks 3,5,7 | --plan plan.json) [--scores FILE | --criterion C] [--width]",
 		Short: "Remove whole Transformer blocks (depth pruning), or heads and channels (--width), and save the model",
 		Long: `Remove whole Transformer blocks and save the shortened model with a provenance record
 (shortllm_prune.json). --ratio is the share of all parameters to remove: the block count is the
 largest whose removed share is within half a percentage point of it, as the paper labels its
 prunings (LLaMA-7B: 20% → 6 blocks = 18.0%, 35% → 11 blocks = 33.0%). By default the first
 --keep-first and last --keep-last blocks are never removed (the paper's "+" policy); --blocks
-is taken as given.
+is taken as given, and so is --plan (a plan written by ` + "`shortllm search`" + ` for this model).
 
 --width removes attention heads and FFN channels instead (criteria llm-pruner, wanda-sp, flap;
 --ratio counts parameters the same way). A head unit is a KV group (a key/value head with its
@@ -53,7 +54,8 @@ query heads); --within-groups allows single query heads where every group keeps 
 		Example: `  shortllm prune --model ../shared/models/deep16 --out deep16-35 --ratio 35% --scores scores.json
   shortllm prune --model ../shared/models/deep16 --out deep16-35 --ratio 35% --criterion ppl --calib ../shared/data/stories/calib10x128.ids.json
   shortllm prune --model ../shared/models/stories260K --out s3 --blocks 1,3
-  shortllm prune --model ../shared/models/deep16 --out deep16-w20 --width --criterion flap --ratio 20% --calib ../shared/data/stories/calib10x128.ids.json`,
+  shortllm prune --model ../shared/models/deep16 --out deep16-w20 --width --criterion flap --ratio 20% --calib ../shared/data/stories/calib10x128.ids.json
+  shortllm prune --model ../shared/models/deep16 --out deep16-35-evo --plan plan.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(a, cmd, o) },
 	}
@@ -63,6 +65,7 @@ query heads); --within-groups allows single query heads where every group keeps 
 	f.StringVar(&o.ratio, "ratio", "", "share of parameters to remove, e.g. 35% or 0.35")
 	f.IntVar(&o.numBlocks, "num-blocks", 0, "number of blocks to remove")
 	f.StringVar(&o.blocks, "blocks", "", "remove exactly these blocks (comma-separated original indices)")
+	f.StringVar(&o.planFile, "plan", "", "remove the blocks of a plan written by `shortllm search`")
 	f.StringVar(&o.scores, "scores", "", "block scores written by `shortllm score`")
 	f.StringVar(&o.criterion, "criterion", "", "criterion: taylor, ppl, magnitude, bi (computed, or picked from --scores)")
 	f.IntVar(&o.keepFirst, "keep-first", prune.DefaultPolicy.KeepFirst, "never remove the first N blocks")
@@ -84,6 +87,9 @@ query heads); --within-groups allows single query heads where every group keeps 
 
 func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if o.width.on {
+		if o.planFile != "" {
+			return fmt.Errorf("--plan holds a block plan: it cannot be combined with --width")
+		}
 		return runPruneWidth(a, cmd, o)
 	}
 	if err := o.width.checkUnused(); err != nil {
@@ -109,7 +115,12 @@ func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if err != nil {
 		return err
 	}
-	plan, err := o.plan(a, m, &wopts)
+	var plan *prune.Plan
+	if o.planFile != "" {
+		plan, err = o.searchPlan(m, &wopts)
+	} else {
+		plan, err = o.plan(a, m, &wopts)
+	}
 	if err != nil {
 		return err
 	}
@@ -123,7 +134,7 @@ func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 // checkFlags rejects contradictory flags before anything is loaded.
 func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 	n := 0
-	for _, set := range []bool{o.ratio != "", cmd.Flags().Changed("num-blocks"), o.blocks != ""} {
+	for _, set := range []bool{o.ratio != "", cmd.Flags().Changed("num-blocks"), o.blocks != "", o.planFile != ""} {
 		if set {
 			n++
 		}
@@ -133,9 +144,11 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 	case o.out == "":
 		return fmt.Errorf("--out is required")
 	case n != 1:
-		return fmt.Errorf("give exactly one of --ratio, --num-blocks or --blocks")
+		return fmt.Errorf("give exactly one of --ratio, --num-blocks, --blocks or --plan")
 	case o.blocks != "" && (o.scores != "" || o.criterion != "" || o.iterative):
 		return fmt.Errorf("--blocks names the blocks itself: drop --scores, --criterion and --iterative")
+	case o.planFile != "" && (o.scores != "" || o.criterion != "" || o.iterative || o.calib.path != "" || o.noPlus || changed("keep-first") || changed("keep-last")):
+		return fmt.Errorf("--plan names the blocks itself: drop --scores, --criterion, --iterative, --calib and the policy flags")
 	case o.noPlus && (changed("keep-first") || changed("keep-last")):
 		return fmt.Errorf("--no-plus contradicts --keep-first/--keep-last")
 	case o.noPlus && strings.HasSuffix(o.criterion, "+"):
@@ -207,6 +220,19 @@ func (o *pruneOptions) plan(a *app, m *model.Model, w *prune.WriteOptions) (*pru
 		}
 	}
 	return prune.Select(m.Config, sel, rank)
+}
+
+// searchPlan reads --plan and checks it was searched on this model.
+func (o *pruneOptions) searchPlan(m *model.Model, w *prune.WriteOptions) (*prune.Plan, error) {
+	pf, sum, err := prune.ReadPlanFile(o.planFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pf.Check(m.Config, o.planFile); err != nil {
+		return nil, err
+	}
+	w.PlanFile, w.PlanSHA256 = o.planFile, sum
+	return pf.Plan(), nil
 }
 
 // ranker reads --scores or prepares in-process scoring for --criterion.

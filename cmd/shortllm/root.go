@@ -69,6 +69,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newTokenizeCmd(a),
 		newDetokenizeCmd(a),
 		newScoreCmd(a),
+		newSearchCmd(a),
 		newEvalCmd(a),
 		newInitCmd(a),
 		newPruneCmd(a),

@@ -47,6 +47,11 @@ type Config struct {
 	CalibSamples int    `yaml:"calib-samples" json:"calib-samples"`
 	Seed         uint64 `yaml:"seed" json:"seed"`
 
+	// Searches run as further criteria (internal/search): methods, and the forwards each
+	// search may spend (0 = the method's own stopping rule).
+	SearchMethods List    `yaml:"search-methods" json:"search-methods"`
+	SearchBudget  float64 `yaml:"search-budget" json:"search-budget"`
+
 	// Block selection: the paper's "+" policy unless NoPlus.
 	KeepFirst int  `yaml:"keep-first" json:"keep-first"`
 	KeepLast  int  `yaml:"keep-last" json:"keep-last"`
@@ -245,6 +250,12 @@ func (c *Config) validate() (*plan, error) {
 	if p.retrain, err = parseRetrain(c.Retrain); err != nil {
 		return nil, err
 	}
+	if err := parseSearchMethods(c.SearchMethods); err != nil {
+		return nil, err
+	}
+	if c.SearchBudget < 0 {
+		return nil, fmt.Errorf("--search-budget %g: want a positive number of forwards (0 = no cap)", c.SearchBudget)
+	}
 	if err := c.checkData(p); err != nil {
 		return nil, err
 	}
@@ -346,6 +357,9 @@ func (c *Config) checkData(p *plan) error {
 		if score.NeedsData(cr) && c.Calib == "" {
 			return fmt.Errorf("--criteria %s needs --calib FILE", cr)
 		}
+	}
+	if len(c.SearchMethods) > 0 && c.Calib == "" {
+		return fmt.Errorf("--search-methods %s needs --calib FILE (the objective is the calibration loss)", c.SearchMethods[0])
 	}
 	for _, m := range p.retrain {
 		if (m == RetrainLoRA || m == RetrainCPTLoRA) && c.LoRAData == "" {

@@ -12,7 +12,6 @@ import (
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
-	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
 // ManifestFile (RUN_DIR/run.json) lists the run's settings and where every stage keeps its
@@ -82,6 +81,7 @@ type runner struct {
 	orig        *model.Model // loaded once for scoring and pruning
 	scores      map[string]Stage
 	prunes      map[string]Stage // by criterion + " " + ratio
+	searches    []searchStages   // search and prune stages per (search method, ratio)
 	planned     map[string]Stage // retrain, eval and speed stages by directory
 }
 
@@ -135,6 +135,9 @@ func (r *runner) stages() (*Manifest, error) {
 	if err := r.widthPrunes(); err != nil {
 		return nil, err
 	}
+	if err := r.runSearches(); err != nil {
+		return nil, err
+	}
 	r.orig = nil // scoring and pruning are done: let the weights go
 	for i := range man.Variants {
 		if err := r.variant(&man.Variants[i]); err != nil {
@@ -180,6 +183,7 @@ func (r *runner) planStages(man *Manifest) error {
 			}
 		}
 	}
+	r.planSearch(man, calib, retrainKey, evalKey)
 	return r.planWidth(man, retrainKey, evalKey)
 }
 
@@ -223,13 +227,7 @@ func (r *runner) score(criterion, dir string) error {
 	}
 	var calib *score.Calibration
 	if score.NeedsData(criterion) {
-		var tok score.Tokenizer
-		if t, err := tokenizer.Load(m.Dir); err == nil { // a nil *Tokenizer must not reach the interface
-			tok = t
-		}
-		calib, err = score.LoadCalibration(r.cfg.Calib, tok, score.CalibOptions{Samples: r.cfg.CalibSamples,
-			SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed})
-		if err != nil {
+		if calib, err = r.calibration(m); err != nil {
 			return err
 		}
 	}

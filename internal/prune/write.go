@@ -34,6 +34,8 @@ type Record struct {
 	Steps            []Step          `json:"steps,omitempty"`
 	ScoresFile       string          `json:"scores_file,omitempty"`
 	ScoresSHA256     string          `json:"scores_sha256,omitempty"`
+	PlanFile         string          `json:"plan_file,omitempty"`
+	PlanSHA256       string          `json:"plan_sha256,omitempty"`
 	Calibration      json.RawMessage `json:"calibration,omitempty"`
 	ParamsBefore     int64           `json:"params_before"`
 	ParamsAfter      int64           `json:"params_after"`
@@ -54,6 +56,8 @@ type WriteOptions struct {
 	ToolVersion  string
 	ScoresFile   string
 	ScoresSHA256 string
+	PlanFile     string // the search plan applied (prune --plan)
+	PlanSHA256   string
 }
 
 // CheckOut refuses output directories that would corrupt the input or an existing directory:
@@ -136,7 +140,7 @@ func newRecord(src, pruned *model.Model, plan *Plan, opts WriteOptions) *Record 
 		NumLayersAfter: pruned.Config.NumHiddenLayers, RemovedBlocks: plan.Remove,
 		KeptBlocks: Kept(plan.Remove, src.Config.NumHiddenLayers), Method: plan.Method,
 		RequestedRatio: plan.Ratio, Policy: plan.Policy, Iterative: len(plan.Steps) > 0, Steps: plan.Steps,
-		ScoresFile: opts.ScoresFile, ScoresSHA256: opts.ScoresSHA256,
+		ScoresFile: opts.ScoresFile, ScoresSHA256: opts.ScoresSHA256, PlanFile: opts.PlanFile, PlanSHA256: opts.PlanSHA256,
 		ParamsBefore: before, ParamsAfter: after, RemovedRatio: float64(before-after) / float64(before),
 		DType: "keep",
 	}
