@@ -43,12 +43,19 @@ type ForwardOptions struct {
 	InputHidden *Node
 	// NoHead stops before the final norm and LM head (only hidden states are wanted).
 	NoHead bool
+	// Until, when > 0, runs blocks FromBlock..Until−1 only; with NoHead, ForwardResult.Last is
+	// then that block range's output (capture runs one block at a time this way).
+	Until int
+	// LinearInput, when set, is called with every linear layer's input x [B, T, in] while the
+	// graph is built: calibration statistics (internal/capture) are computed from these nodes.
+	LinearInput func(module string, x *Node)
 }
 
 // ForwardResult holds the graph outputs.
 type ForwardResult struct {
 	Logits *Node   // [B, T, V]; nil with NoHead
 	Hidden []*Node // with CollectHidden: Hidden[i] enters block i, Hidden[L] leaves the last block
+	Last   *Node   // the hidden state leaving the last block run, before the final norm
 	Cache  *KVCache
 }
 
@@ -75,18 +82,24 @@ func Forward(cfg *Config, p Params, ids *Node, opts ForwardOptions) ForwardResul
 	if opts.Cache != nil {
 		res.Cache = &KVCache{K: slices.Clone(opts.Cache.K), V: slices.Clone(opts.Cache.V)}
 	}
-	for i := opts.FromBlock; i < cfg.NumHiddenLayers; i++ {
+	end := cfg.NumHiddenLayers
+	if opts.Until > 0 {
+		end = min(opts.Until, end)
+	}
+	in := blockInputs{pos: pos, cos: cos, sin: sin, adapters: opts.Adapters, cache: res.Cache, tap: opts.LinearInput}
+	for i := opts.FromBlock; i < end; i++ {
 		if opts.CollectHidden {
 			res.Hidden = append(res.Hidden, h)
 		}
 		if slices.Contains(opts.SkipBlocks, i) {
 			continue
 		}
-		h = Block(cfg, p, i, h, blockInputs{pos: pos, cos: cos, sin: sin, adapters: opts.Adapters, cache: res.Cache})
+		h = Block(cfg, p, i, h, in)
 	}
 	if opts.CollectHidden {
 		res.Hidden = append(res.Hidden, h)
 	}
+	res.Last = h
 	if !opts.NoHead {
 		res.Logits = Head(cfg, p, h)
 	}
@@ -112,6 +125,7 @@ type blockInputs struct {
 	pos, cos, sin *Node
 	adapters      map[string]Adapter
 	cache         *KVCache
+	tap           func(module string, x *Node)
 }
 
 // Block is one decoder layer (LlamaDecoderLayer.forward):
@@ -122,7 +136,7 @@ func Block(cfg *Config, p Params, i int, h *Node, in blockInputs) *Node {
 	x := RMSNorm(h, p[pre+"input_layernorm.weight"], cfg.RMSNormEps)
 	h = Add(h, attention(cfg, p, i, x, in))
 	x = RMSNorm(h, p[pre+"post_attention_layernorm.weight"], cfg.RMSNormEps)
-	return Add(h, mlp(p, pre+"mlp.", x, in.adapters))
+	return Add(h, mlp(p, pre+"mlp.", x, in))
 }
 
 func layerPrefix(i int) string { return fmt.Sprintf("model.layers.%d.", i) }
@@ -146,23 +160,26 @@ func upcast(x *Node) *Node {
 }
 
 // linear is nn.Linear (y = x Wᵀ + b) plus an optional adapter delta. x [B, T, in] → [B, T, out].
-func linear(p Params, module string, x *Node, adapters map[string]Adapter) *Node {
+func linear(p Params, module string, x *Node, in blockInputs) *Node {
+	if in.tap != nil {
+		in.tap(module, x)
+	}
 	y := DotGeneral(x, []int{2}, nil, p[module+".weight"], []int{1}, nil)
 	if b := p[module+".bias"]; b != nil {
 		y = Add(y, ExpandLeftToRank(b, y.Rank()))
 	}
-	if a := adapters[module]; a != nil {
+	if a := in.adapters[module]; a != nil {
 		y = Add(y, a(x))
 	}
 	return y
 }
 
 // mlp is LlamaMLP: down_proj(silu(gate_proj(x)) * up_proj(x)).
-func mlp(p Params, pre string, x *Node, adapters map[string]Adapter) *Node {
-	gate := linear(p, pre+"gate_proj", x, adapters)
-	up := linear(p, pre+"up_proj", x, adapters)
+func mlp(p Params, pre string, x *Node, in blockInputs) *Node {
+	gate := linear(p, pre+"gate_proj", x, in)
+	up := linear(p, pre+"up_proj", x, in)
 	act := Mul(gate, Sigmoid(gate)) // silu
-	return linear(p, pre+"down_proj", Mul(act, up), adapters)
+	return linear(p, pre+"down_proj", Mul(act, up), in)
 }
 
 // attention is LlamaAttention with grouped-query heads (repeat_kv) and rotary embeddings.
@@ -173,9 +190,9 @@ func attention(cfg *Config, p Params, i int, x *Node, in blockInputs) *Node {
 	B, T := dims[0], dims[1]
 	H, Hkv, Dh, G := cfg.NumAttentionHeads, cfg.NumKeyValueHeads, cfg.HeadDim, cfg.KVGroups()
 
-	q := Reshape(linear(p, pre+"q_proj", x, in.adapters), B, T, H, Dh)
-	k := Reshape(linear(p, pre+"k_proj", x, in.adapters), B, T, Hkv, Dh)
-	v := Reshape(linear(p, pre+"v_proj", x, in.adapters), B, T, Hkv, Dh)
+	q := Reshape(linear(p, pre+"q_proj", x, in), B, T, H, Dh)
+	k := Reshape(linear(p, pre+"k_proj", x, in), B, T, Hkv, Dh)
+	v := Reshape(linear(p, pre+"v_proj", x, in), B, T, Hkv, Dh)
 	q, k = applyRope(q, in.cos, in.sin), applyRope(k, in.cos, in.sin)
 
 	keyPos := in.pos
@@ -197,7 +214,7 @@ func attention(cfg *Config, p Params, i int, x *Node, in blockInputs) *Node {
 	probs := ConvertDType(Softmax(scores, -1), v.DType())
 	out := DotGeneral(probs, []int{4}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, Hkv, T, G, Dh]
 	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3, 4), B, T, H*Dh)
-	return linear(p, pre+"o_proj", out, in.adapters)
+	return linear(p, pre+"o_proj", out, in)
 }
 
 // update writes this step's k, v [B, T, Hkv, Dh] at positions pos [T] into layer i's cache

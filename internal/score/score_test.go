@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
 	"github.com/shortllm/shortllm/internal/testutil"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
@@ -271,5 +273,35 @@ func TestResults_RoundTrip(t *testing.T) {
 	}
 	if _, err := ReadResults(writeFile(t, "x.json", `{"ids": [[1]]}`)); err == nil {
 		t.Error("a calibration file read as scores")
+	}
+}
+
+// TestReduceSalience_MatchesHost: the on-device fold of accumulated w·g equals the host's
+// reduceTensor for every weight reduction and norm power, on a block of a matrix and a vector.
+func TestReduceSalience_MatchesHost(t *testing.T) {
+	r := loadRunner(t, "stories260K")
+	mat := []float32{0.5, -1.5, 2, 0.25, -3, 1, 0.75, -0.5, 4, 1.25, -2, 0.1}
+	vec := []float32{-0.3, 0.6, 1.2, -2.4, 0.9}
+	for _, how := range []string{"sum", "mean", "max", "prod"} {
+		for _, p := range []float64{1, 2, 0.5} {
+			opts := Options{WeightReduction: how, NormPower: p}
+			a := tensors.FromFlatDataAndDimensions(slices.Clone(mat), 3, 4)
+			b := tensors.FromFlatDataAndDimensions(slices.Clone(vec), 5)
+			got, err := reduceSalience(r, []*tensors.Tensor{a, b}, 1, 2, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scale := func(v []float32) []float64 {
+				out := make([]float64, len(v))
+				for i, x := range v {
+					out[i] = float64(x) / 2
+				}
+				return out
+			}
+			want := reduceTensor(scale(mat), []int{3, 4}, opts) + reduceTensor(scale(vec), []int{5}, opts)
+			if math.Abs(got[0]-want) > 1e-12*math.Max(1, math.Abs(want)) {
+				t.Errorf("%s p=%g: device %.15g, host %.15g", how, p, got[0], want)
+			}
+		}
 	}
 }

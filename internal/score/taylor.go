@@ -1,6 +1,7 @@
 package score
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
@@ -26,9 +27,10 @@ func scoredTensors(cfg *model.Config, i int) []string {
 
 // taylor is the first-order Taylor importance of each block, Σ|w ⊙ ∂L/∂w| (reduced as the
 // options say), with L the mean next-token cross-entropy over every calibration token. Each
-// micro-batch contributes w ⊙ ∇(its NLL sum); dividing by the total token count and taking
-// |·| only after all batches makes the scores independent of the batch size, and only one
-// micro-batch's activations are ever alive.
+// micro-batch adds w ⊙ ∇(its NLL sum) into float32 accumulators that stay on the device;
+// dividing by the total token count and taking |·| only after all batches makes the scores
+// independent of the batch size, only one micro-batch's activations are ever alive, and only
+// the per-block sums come back to the host (a 7B model's weights never exist twice there).
 func taylor(r *model.Runner, ids [][]int, opts Options) ([]*float64, error) {
 	cfg := r.Model.Config
 	blocks := kept(cfg.NumHiddenLayers, opts.SkipBlocks)
@@ -36,40 +38,51 @@ func taylor(r *model.Runner, ids [][]int, opts Options) ([]*float64, error) {
 	for _, b := range blocks {
 		names = append(names, scoredTensors(cfg, b)...)
 	}
-	salience := make([][]float64, len(names))
+	if len(names) == 0 {
+		return make([]*float64, cfg.NumHiddenLayers), nil
+	}
+	var acc []*tensors.Tensor
 	parts := batches(ids, opts.BatchSize)
 	for k, part := range parts {
-		if err := accumulateSalience(r, names, part, opts.SkipBlocks, salience); err != nil {
+		var err error
+		if acc, err = accumulateSalience(r, names, part, opts.SkipBlocks, acc); err != nil {
 			return nil, err
 		}
 		opts.Progress(k+1, len(parts))
 	}
 	tokens := float64(len(ids) * (len(ids[0]) - 1))
+	sums, err := reduceSalience(r, acc, len(blocks), tokens, opts)
+	if err != nil {
+		return nil, err
+	}
 	scores := make([]*float64, cfg.NumHiddenLayers)
-	per := len(names) / max(len(blocks), 1)
 	for bi, b := range blocks {
-		sum := 0.0
-		for t := bi * per; t < (bi+1)*per; t++ {
-			for j := range salience[t] {
-				salience[t][j] /= tokens
-			}
-			sum += reduceTensor(salience[t], r.Model.Weights[names[t]].Shape().Dimensions, opts)
-		}
-		scores[b] = ptr(sum)
+		scores[b] = ptr(sums[bi])
 	}
 	return scores, nil
 }
 
-// accumulateSalience adds w ⊙ ∇_w(Σ NLL) of one micro-batch into acc (float64, per tensor).
-func accumulateSalience(r *model.Runner, names []string, part [][]int, skip []int, acc [][]float64) error {
+// accumulateSalience returns acc + w ⊙ ∇_w(Σ NLL) of one micro-batch, per tensor in float32
+// (acc nil: the first batch). The old accumulators are donated to the step.
+func accumulateSalience(r *model.Runner, names []string, part [][]int, skip []int, acc []*tensors.Tensor) ([]*tensors.Tensor, error) {
 	in, lab := shifted(part)
 	inT, err := model.IDsTensor(in)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	labT, _ := model.IDsTensor(lab)
 	cfg := r.Model.Config
-	out, err := r.Run("score/taylor/"+model.SkipKey(skip), func(p model.Params, x []*Node) []*Node {
+	first := acc == nil
+	key := "score/taylor/" + model.SkipKey(skip)
+	if first {
+		key += "/first"
+	}
+	args := append([]*tensors.Tensor{inT, labT}, acc...)
+	donate := make([]bool, len(args))
+	for i := 2; i < len(donate); i++ {
+		donate[i] = true
+	}
+	return r.RunDonating(key, func(p model.Params, x []*Node) []*Node {
 		res := model.Forward(cfg, p, x[0], model.ForwardOptions{SkipBlocks: skip})
 		nll, _ := model.NLLSum(res.Logits, x[1])
 		ws := make([]*Node, len(names))
@@ -78,23 +91,65 @@ func accumulateSalience(r *model.Runner, names []string, part [][]int, skip []in
 		}
 		grads := Gradient(nll, ws...)
 		for i := range grads {
-			grads[i] = ConvertDType(Mul(ws[i], grads[i]), dtypes.Float64)
+			grads[i] = ConvertDType(Mul(ConvertDType(ws[i], dtypes.Float32), ConvertDType(grads[i], dtypes.Float32)), dtypes.Float32)
+			if !first {
+				grads[i] = Add(x[2+i], grads[i])
+			}
 		}
 		return grads
-	}, inT, labT)
+	}, donate, args...)
+}
+
+// reduceSalience folds the accumulated w ⊙ g of each block's tensors into one score per
+// block on the device (in float64, so "prod" does not underflow): per tensor, |acc/tokens|^p
+// summed over the input dimension (a norm vector's entries stand alone), the weight reduction
+// over output rows, then the tensors of a block summed. acc holds perBlock·blocks tensors.
+func reduceSalience(r *model.Runner, acc []*tensors.Tensor, blocks int, tokens float64, opts Options) ([]float64, error) {
+	key := fmt.Sprintf("score/taylor-reduce/%d/%s/%g/%g", len(acc), opts.WeightReduction, opts.NormPower, tokens)
+	out, err := r.Run(key, func(_ model.Params, x []*Node) []*Node {
+		per := len(x) / max(blocks, 1)
+		sums := make([]*Node, blocks)
+		for i, a := range x {
+			s := Abs(DivScalar(ConvertDType(a, dtypes.Float64), tokens))
+			s = powNode(s, opts.NormPower)
+			if s.Rank() > 1 {
+				s = ReduceSum(s, -1)
+			}
+			t := reduceNode(s, opts.WeightReduction)
+			if b := i / per; sums[b] == nil {
+				sums[b] = t
+			} else {
+				sums[b] = Add(sums[b], t)
+			}
+		}
+		return []*Node{Stack(sums, 0)}
+	}, acc...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for i, t := range out {
-		v := tensors.MustCopyFlatData[float64](t)
-		if acc[i] == nil {
-			acc[i] = make([]float64, len(v))
-		}
-		for j, x := range v {
-			acc[i][j] += x
-		}
+	return tensors.MustCopyFlatData[float64](out[0]), nil
+}
+
+func powNode(x *Node, p float64) *Node {
+	switch p {
+	case 1:
+		return x
+	case 2:
+		return Square(x)
 	}
-	return nil
+	return Pow(x, ConstAs(x, p))
+}
+
+func reduceNode(rows *Node, how string) *Node {
+	switch how {
+	case "mean":
+		return ReduceAllMean(rows)
+	case "max":
+		return ReduceAllMax(rows)
+	case "prod":
+		return ReduceAllMultiply(rows)
+	}
+	return ReduceAllSum(rows)
 }
 
 // shifted splits windows into model inputs and next-token labels: HF's loss shifts logits
