@@ -272,6 +272,10 @@ func pruneMatrix(w Matrix, in *capture.Input, s float64, o Options) (Mask, error
 
 type counts struct{ total, nonzero int64 }
 
+// NonzeroParams counts m's nonzero parameters (a tied head once): the size the reports give a
+// sparse model.
+func NonzeroParams(m *model.Model) int64 { return nonzeros(m).nonzero }
+
 // nonzeros counts every parameter (a tied head once) and the nonzero ones.
 func nonzeros(m *model.Model) counts {
 	var c counts
