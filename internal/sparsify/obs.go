@@ -39,20 +39,25 @@ func hessian(gram []float64, nWindows int, w Matrix, damp float64) (hinv *mat.Sy
 	for j := 0; j < n; j++ {
 		h.SetSym(j, j, h.At(j, j)+lambda)
 	}
-	var ch mat.Cholesky
+	// At most three n×n buffers live at once (a 7B down_proj's is 0.97 GB in float64): each
+	// step drops what the next no longer needs.
+	ch := new(mat.Cholesky)
 	if !ch.Factorize(h) {
 		return nil, nil, fmt.Errorf("the dampened Hessian is not positive definite")
 	}
+	h = nil // released for the collector
 	hinv = mat.NewSymDense(n, nil)
 	if err := ch.InverseTo(hinv); err != nil {
 		return nil, nil, fmt.Errorf("invert the Hessian: %w", err)
 	}
-	var chInv mat.Cholesky
+	ch.Reset()
+	chInv := new(mat.Cholesky)
 	if !chInv.Factorize(hinv) {
 		return nil, nil, fmt.Errorf("the inverse Hessian is not positive definite")
 	}
 	u = mat.NewTriDense(n, mat.Upper, nil)
 	chInv.UTo(u)
+	chInv.Reset()
 	return hinv, u, nil
 }
 

@@ -257,6 +257,7 @@ func pruneMatrix(w Matrix, in *capture.Input, s float64, o Options) (Mask, error
 		}
 		set := obsSettings{sparsity: s, pattern: o.Pattern, block: o.BlockSize}
 		if o.Method == SparseGPT {
+			hinv = nil // only U is needed from here
 			return sparseGPT(w, u, set), nil
 		}
 		if o.MRPBlock {
