@@ -209,12 +209,19 @@ func TestRun_Deep16MatchesReference(t *testing.T) {
 }
 
 // Refinements and allocation keep exact counts: every row (or N:M group) of every matrix after
-// DSnoT and Barber; with alpha allocation, every Wanda row at its block's int(cols·s_b).
+// DSnoT and Barber; with alpha allocation, every Wanda row at its block's int(cols·s_b). The
+// refinements must change masks (Barber's released threshold 0.01 swaps nothing in rows of 64
+// weights, hence 0.2 here), and kept weights stay dense.
 func TestRun_RefineKeepsExactCounts(t *testing.T) {
 	calib := testCalib(t, 2, 32)
+	plain := deep16(t)
+	if _, err := Run(model.NewRunner(testBackend(t), plain), Options{Method: Wanda, Sparsity: 0.5, Calib: calib}); err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range []Options{
 		{Method: Wanda, Sparsity: 0.5, Pattern: Pattern{2, 4}, Refine: DSnoT, DSnoTWithMLP: true, Calib: calib},
-		{Method: Wanda, Sparsity: 0.5, Refine: Barber, Calib: calib},
+		{Method: Wanda, Sparsity: 0.5, Refine: Barber, BarberThreshold: 0.2, Calib: calib},
+		{Method: Wanda, Sparsity: 0.5, Refine: DSnoT, Calib: calib},
 		{Method: Wanda, Sparsity: 0.5, Allocation: Alpha, Calib: calib},
 	} {
 		t.Run(o.Method+"_"+o.Pattern.String()+"_"+o.Refine+"_"+o.Allocation, func(t *testing.T) {
@@ -224,7 +231,16 @@ func TestRun_RefineKeepsExactCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			moved := 0
 			for i, mr := range rec.Matrices {
+				if o.Refine != "" && o.Pattern.Unstructured() {
+					a, b := loadMatrix(m, mr.Name), loadMatrix(plain, mr.Name)
+					for j := range a.W {
+						if (a.W[j] == 0) != (b.W[j] == 0) {
+							moved++
+						}
+					}
+				}
 				got := loadMatrix(m, mr.Name)
 				want := loadMatrix(dense, mr.Name)
 				mask := make(Mask, len(got.W))
@@ -235,6 +251,9 @@ func TestRun_RefineKeepsExactCounts(t *testing.T) {
 					}
 				}
 				checkCounts(t, mr.Name, mask, got.Rows, got.Cols, rec.Blocks[i/len(blockModules)].Target, o.Pattern, true)
+			}
+			if o.Refine != "" && o.Pattern.Unstructured() && moved == 0 {
+				t.Fatalf("%s changed no mask entry of plain Wanda", o.Refine)
 			}
 			if o.Allocation == Alpha {
 				lo, hi := 1.0, 0.0
