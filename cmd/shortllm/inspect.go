@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/sparsify"
 )
 
 type inspectOptions struct {
@@ -41,11 +42,60 @@ func runInspect(a *app, cmd *cobra.Command, o *inspectOptions) error {
 	if err != nil {
 		return err
 	}
+	sp, err := inspectSparsity(dir)
+	if err != nil {
+		return err
+	}
 	if a.json {
-		return a.printJSON(r)
+		return a.printJSON(inspectDoc{Report: r, Sparsity: sp})
 	}
 	printInspect(a.out, r)
+	printSparsity(a.out, sp)
 	return nil
+}
+
+// inspectDoc is the --json document: the report plus, for a sparsified model, its record
+// and the sparsity measured from the weights.
+type inspectDoc struct {
+	*prune.Report
+	Sparsity *sparsityInfo `json:"sparsity,omitempty"`
+}
+
+type sparsityInfo struct {
+	Record   *sparsify.Record      `json:"record"`
+	Measured *sparsify.Measurement `json:"measured"`
+}
+
+// inspectSparsity reads shortllm_sparsity.json and, when present, counts the zeros per block
+// in the weights themselves (one pass over the data: only for sparsified models).
+func inspectSparsity(dir string) (*sparsityInfo, error) {
+	rec, ok, err := sparsify.ReadRecord(dir)
+	if err != nil || !ok {
+		return nil, err
+	}
+	me, err := sparsify.Measure(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &sparsityInfo{Record: rec, Measured: me}, nil
+}
+
+func printSparsity(w io.Writer, sp *sparsityInfo) {
+	if sp == nil {
+		return
+	}
+	rec := sp.Record
+	how := rec.Method + " " + rec.Pattern + ", " + rec.Allocation + " allocation"
+	if rec.Refine != "" {
+		how += ", " + rec.Refine
+	}
+	fmt.Fprintf(w, "sparsified %s (asked %s): nonzero params %d of %d\n", how, prune.FormatPercent(rec.Sparsity),
+		sp.Measured.NonzeroParams, sp.Measured.Params)
+	parts := make([]string, len(sp.Measured.Blocks))
+	for i, b := range sp.Measured.Blocks {
+		parts[i] = fmt.Sprintf("%d:%s", b.Block, prune.FormatPercent(b.Sparsity))
+	}
+	fmt.Fprintf(w, "zeros      per block (linear weights, measured) %s\n", strings.Join(parts, " "))
 }
 
 func printInspect(w io.Writer, r *prune.Report) {

@@ -85,6 +85,9 @@ func bindPipelineFlags(f *pflag.FlagSet, o *pipelineOptions) {
 	f.IntVar(&c.SpeedNewTokens, "speed-new-tokens", c.SpeedNewTokens, "tokens generated per sequence for --speed")
 	f.IntVar(&c.SpeedRuns, "speed-runs", c.SpeedRuns, "timed runs per batch size (median)")
 	f.IntVar(&c.SpeedWarmup, "speed-warmup", c.SpeedWarmup, "untimed runs first")
+	f.Var(&c.SparsityMethods, "sparsity-methods", "weight-sparsity variants beside depth: method[+alpha][+dsnot|+barber], e.g. wanda,sparsegpt+alpha")
+	f.StringVar(&c.Sparsity, "sparsity", c.Sparsity, "share of each block matrix's weights the sparsity variants zero")
+	f.Var(&c.SparsityPatterns, "sparsity-patterns", "sparsity patterns: unstructured, 2:4, 4:8")
 }
 
 func runPipeline(a *app, cmd *cobra.Command, o *pipelineOptions) error {

@@ -215,3 +215,46 @@ func TestPipeline_WidthBesideDepth(t *testing.T) {
 		t.Errorf("report has no wanda-sp row: %s", data)
 	}
 }
+
+// Sparsity variants join the depth-pruned ones in one report: nonzero parameter counts, the
+// removed share, their PPL, and the plain statement about dense kernels and zeros.
+func TestPipeline_SparsityVariants(t *testing.T) {
+	demo := demoModel(t)
+	out := filepath.Join(t.TempDir(), "run")
+	runPipelineJSON(t, append(tinyPipeline(demo, out), "--retrain", "none", "--sparsity-methods", "magnitude,wanda+alpha", "--sparsity", "40%")...)
+	var rep struct {
+		Rows []struct {
+			Name, Criterion string
+			Params          int64              `json:"params"`
+			RemovedShare    float64            `json:"removed_share"`
+			PPL             map[string]float64 `json:"ppl"`
+			Done            bool               `json:"done"`
+		} `json:"rows"`
+		Notes []string `json:"notes"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := rep.Rows[0]
+	sparse := 0
+	for _, r := range rep.Rows {
+		if !strings.Contains(r.Criterion, "_unstructured") {
+			continue
+		}
+		sparse++
+		if !r.Done || len(r.PPL) == 0 || r.Params >= orig.Params || r.RemovedShare < 0.3 || r.RemovedShare > 0.4 {
+			t.Fatalf("sparse row %+v (original %d params)", r, orig.Params)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sparse != 2 || len(rep.Notes) != 1 || !strings.Contains(string(md), "dense kernels") {
+		t.Fatalf("%d sparse rows, notes %q", sparse, rep.Notes)
+	}
+}

@@ -73,6 +73,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newEvalCmd(a),
 		newInitCmd(a),
 		newPruneCmd(a),
+		newSparsifyCmd(a),
 		newInspectCmd(a),
 		newRetrainCmd(a),
 		newMergeCmd(a),

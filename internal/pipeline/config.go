@@ -84,6 +84,11 @@ type Config struct {
 	SpeedNewTokens  int  `yaml:"speed-new-tokens" json:"speed-new-tokens"`
 	SpeedRuns       int  `yaml:"speed-runs" json:"speed-runs"`
 	SpeedWarmup     int  `yaml:"speed-warmup" json:"speed-warmup"`
+
+	// Weight sparsity beside depth pruning (sparsity.go): methods as method[+alpha][+dsnot|+barber].
+	SparsityMethods  List   `yaml:"sparsity-methods" json:"sparsity-methods"`
+	Sparsity         string `yaml:"sparsity" json:"sparsity"`
+	SparsityPatterns List   `yaml:"sparsity-patterns" json:"sparsity-patterns"`
 }
 
 // Defaults are the values a run uses for keys neither the file nor the flags set.
@@ -95,6 +100,7 @@ func Defaults() Config {
 		RetrainSteps: 100, LR: 1e-4, BatchSize: 16, MicroBatchSize: 4, LoRARank: 8,
 		SeqLen: 128, Tasks: List(eval.TaskNames()),
 		SpeedBatchSizes: List{"1", "8", "16"}, SpeedPromptLen: 32, SpeedNewTokens: 32, SpeedRuns: 3, SpeedWarmup: 1,
+		Sparsity: "50%", SparsityPatterns: List{"unstructured"},
 	}
 }
 
@@ -226,6 +232,7 @@ type plan struct {
 	retrain       []string
 	ppl           []PPLSpec
 	speedSizes    []int
+	sparsity      []sparsitySpec
 }
 
 // validate checks every key before any work starts and returns the parsed lists.
@@ -255,6 +262,9 @@ func (c *Config) validate() (*plan, error) {
 	}
 	if c.SearchBudget < 0 {
 		return nil, fmt.Errorf("--search-budget %g: want a positive number of forwards (0 = no cap)", c.SearchBudget)
+	}
+	if p.sparsity, err = c.parseSparsity(); err != nil {
+		return nil, err
 	}
 	if err := c.checkData(p); err != nil {
 		return nil, err

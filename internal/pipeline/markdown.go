@@ -38,6 +38,9 @@ func Markdown(rep *Report) string {
 			len(rep.Missing), strings.Join(rep.Missing, ", "))
 	}
 	mainTable(&sb, rep)
+	for _, n := range rep.Notes {
+		w("%s\n\n", n)
+	}
 	zeroShotTable(&sb, rep)
 	scoreTable(&sb, rep)
 	speedTable(&sb, rep)

@@ -30,6 +30,7 @@ type Report struct {
 	SpeedBatch int      `json:"speed_batch,omitempty"`
 	Missing    []string `json:"missing,omitempty"` // stages not finished yet
 	Plots      []string `json:"plots,omitempty"`
+	Notes      []string `json:"notes,omitempty"` // statements the tables need (sparse speed)
 }
 
 // PPLColumn is one perplexity column: a dataset and a BOS mode.
@@ -132,6 +133,9 @@ func (b *builder) variant(v Variant) {
 		PPL: map[string]float64{}, RemovedBlocks: []int{}}
 	if v.PruneDir != "" {
 		b.pruneRecord(v, &row)
+	}
+	if v.SparsifyDir != "" {
+		b.sparsityRow(v, &row)
 	}
 	var res EvalResult
 	if b.stage(v.EvalDir, "result.json", &res) {

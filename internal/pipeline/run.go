@@ -66,6 +66,8 @@ type Variant struct {
 	RetrainDir string `json:"retrain_dir,omitempty"`
 	EvalDir    string `json:"eval_dir"`
 	SpeedDir   string `json:"speed_dir,omitempty"`
+	// SparsifyDir is a weight-sparsity variant's sparsify stage (sparsity.go).
+	SparsifyDir string `json:"sparsify_dir,omitempty"`
 }
 
 // runner carries one run's state.
@@ -83,6 +85,7 @@ type runner struct {
 	prunes      map[string]Stage // by criterion + " " + ratio
 	searches    []searchStages   // search and prune stages per (search method, ratio)
 	planned     map[string]Stage // retrain, eval and speed stages by directory
+	sparsifies  []Stage          // one per plan.sparsity entry
 }
 
 // Run executes every missing stage of the pipeline, writes run.json and returns it with the
@@ -138,6 +141,9 @@ func (r *runner) stages() (*Manifest, error) {
 	if err := r.runSearches(); err != nil {
 		return nil, err
 	}
+	if err := r.runSparsify(); err != nil {
+		return nil, err
+	}
 	r.orig = nil // scoring and pruning are done: let the weights go
 	for i := range man.Variants {
 		if err := r.variant(&man.Variants[i]); err != nil {
@@ -184,7 +190,10 @@ func (r *runner) planStages(man *Manifest) error {
 		}
 	}
 	r.planSearch(man, calib, retrainKey, evalKey)
-	return r.planWidth(man, retrainKey, evalKey)
+	if err := r.planWidth(man, retrainKey, evalKey); err != nil {
+		return err
+	}
+	return r.planSparsity(man, evalKey)
 }
 
 // policy is the "+" rule in force.

@@ -224,7 +224,7 @@ func (r *runner) eval(v *Variant, dir string) error {
 	if err != nil {
 		return err
 	}
-	res := EvalResult{Params: m.NumParams(), NumLayers: m.Config.NumHiddenLayers}
+	res := EvalResult{Params: evalParams(v, m), NumLayers: m.Config.NumHiddenLayers}
 	for _, s := range r.plan.ppl {
 		for _, bos := range []string{eval.BOSOnce, eval.BOSEvery} {
 			p, err := eval.EvalPerplexity(lm, tok, s.Path, s.Dataset, eval.PPLOptions{SeqLen: r.cfg.SeqLen, BOS: bos,
