@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/safetensors"
 	"github.com/shortllm/shortllm/internal/score"
@@ -86,10 +87,14 @@ func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if err != nil {
 		return err
 	}
-	// Refuse a bad --out before the (possibly long) load and scoring.
-	if err := prune.CheckOut(dir, o.out, o.force); err != nil {
+	// Refuse a bad or busy --out before the (possibly long) load and scoring, and hold its
+	// lock until the pruned model is in place.
+	stage, err := outdir.Begin(o.out, outdir.Options{Inputs: []string{dir, o.scores, o.calib.path}, Force: o.force})
+	if err != nil {
 		return err
 	}
+	defer stage.Close()
+	wopts.Stage = stage
 	// Without in-process scoring the tensors are only copied: BF16 ones stay BF16.
 	m, err := model.Load(dir, model.LoadOptions{KeepBF16: o.criterion == "" || o.scores != ""})
 	if err != nil {

@@ -232,6 +232,9 @@ func printRetrain(a *app, res *retrain.Result) error {
 	if a.json {
 		return a.printJSON(res)
 	}
+	if res.Finished {
+		fmt.Fprintf(a.out, "%s is already finished (no checkpoint left to resume); its log:\n", res.Out)
+	}
 	for _, phase := range []string{retrain.ModeCPT, retrain.ModeLoRA} {
 		l := res.Logs[phase]
 		if l == nil {
@@ -240,9 +243,15 @@ func printRetrain(a *app, res *retrain.Result) error {
 		last := l.Steps[len(l.Steps)-1]
 		fmt.Fprintf(a.out, "%s: %d steps, final loss %.4f, %.0f tokens/s, peak memory %.1f MiB\n",
 			phase, len(l.Steps), last.Loss, l.TokensPerSecond, float64(l.PeakRSSBytes)/(1<<20))
+		if l.SkippedExamples > 0 {
+			fmt.Fprintf(a.out, "%s: %d examples skipped (no label token within --seq-len)\n", phase, l.SkippedExamples)
+		}
 		if l.BestValLoss != nil {
 			fmt.Fprintf(a.out, "%s: best validation loss %.4f at step %d\n", phase, *l.BestValLoss, l.BestStep)
 		}
+	}
+	if res.Finished {
+		return nil
 	}
 	_, err := fmt.Fprintf(a.out, "wrote %s\n", res.Out)
 	return err
