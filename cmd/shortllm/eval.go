@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/outdir"
 )
 
 func newEvalCmd(a *app) *cobra.Command {
@@ -124,6 +124,11 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, o.model, o.adapter, o.data, o.wikitext2, o.ptb)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, true)
 	if err != nil {
 		return err
@@ -164,7 +169,7 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if rep.WallS > 0 {
 		rep.TokensPerS = float64(tokens) / rep.WallS
 	}
-	if err := writeResultFile(o.out, rep); err != nil {
+	if err := outFile.WriteJSON(rep); err != nil {
 		return err
 	}
 	if a.json {
@@ -179,12 +184,11 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	return tw.Flush()
 }
 
-// writeResultFile writes v as indented JSON to path (temp file + rename); "" does nothing.
-func writeResultFile(path string, v any) error {
-	if path == "" {
-		return nil
-	}
-	return atomicfile.WriteJSON(path, v)
+// beginOutFile checks and locks a --out results file before any work starts, under the
+// output rule of internal/outdir (never an input, never a directory; written atomically).
+// An empty path gives a File whose writes do nothing.
+func beginOutFile(path string, inputs ...string) (*outdir.File, error) {
+	return outdir.BeginFile(path, outdir.Options{Inputs: inputs})
 }
 
 func parseOptionalInts(s, flag string) ([]int, error) {

@@ -65,6 +65,11 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, append([]string{o.model}, o.compare...)...)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	rep := speedReport{NewTokens: o.newTokens, Runs: o.runs, Warmup: o.warmup}
 	for _, ref := range append([]string{o.model}, o.compare...) {
 		l, err := a.loadRunner(cmd.Context(), ref, "", o.prompt != "")
@@ -97,7 +102,7 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		}
 		rep.Models = append(rep.Models, sm)
 	}
-	if err := writeResultFile(o.out, rep); err != nil {
+	if err := outFile.WriteJSON(rep); err != nil {
 		return err
 	}
 	if a.json {

@@ -57,6 +57,11 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, o.model, o.adapter, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	var tasks []*eval.Task
 	for _, name := range strings.Split(o.tasks, ",") {
 		t, err := eval.LoadTask(o.dataDir, strings.TrimSpace(name), o.limit)
@@ -90,7 +95,7 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 		return err
 	}
 	doc := zeroShotReport{provenance: a.provenance(l), SkipBlocks: skip, ZeroShotReport: rep}
-	if err := writeResultFile(o.out, doc); err != nil {
+	if err := outFile.WriteJSON(doc); err != nil {
 		return err
 	}
 	if a.json {

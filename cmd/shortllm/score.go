@@ -66,6 +66,11 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, dir, o.calib)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	m, err := model.Load(dir, model.LoadOptions{})
 	if err != nil {
 		return err
@@ -90,16 +95,14 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 		res.ToolVersion = version
 		results = append(results, res)
 	}
-	if o.out != "" {
-		if err := score.WriteResults(o.out, results); err != nil {
-			return err
-		}
+	doc, err := score.MarshalResults(results)
+	if err != nil {
+		return err
+	}
+	if err := outFile.Write(doc); err != nil {
+		return err
 	}
 	if a.json {
-		doc, err := score.MarshalResults(results)
-		if err != nil {
-			return err
-		}
 		_, err = a.out.Write(doc)
 		return err
 	}

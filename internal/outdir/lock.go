@@ -39,7 +39,7 @@ func Acquire(out string) (*Lock, error) {
 		if err := flock(f); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("in use by %s (lock %s): %w", holder(path), path, ErrInUse)
+				return nil, ruleErr(ErrInUse, "in use by %s (lock %s)", holder(path), path)
 			}
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}

@@ -48,6 +48,20 @@ var (
 	ErrInUse  = errors.New("output in use")
 )
 
+// ruleError is a one-line message that errors.Is matches to its sentinel without repeating
+// the sentinel's text.
+type ruleError struct {
+	msg  string
+	kind error
+}
+
+func (e *ruleError) Error() string { return e.msg }
+func (e *ruleError) Unwrap() error { return e.kind }
+
+func ruleErr(kind error, format string, args ...any) error {
+	return &ruleError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
 // Options describe an output.
 type Options struct {
 	// Inputs are every path the command reads (directories or files); "" entries are ignored.
@@ -81,14 +95,14 @@ func Check(out string, o Options) error {
 	case err != nil:
 		return fmt.Errorf("%s %s: %w", o.flag(), out, err)
 	case !st.IsDir():
-		return fmt.Errorf("%s %s exists and is not a directory: %w", o.flag(), out, ErrExists)
+		return ruleErr(ErrExists, "%s %s exists and is not a directory", o.flag(), out)
 	case isEmptyDir(out):
 		return nil // nothing to lose
 	case !o.Force:
-		return fmt.Errorf("%s %s exists (use --force to replace it): %w", o.flag(), out, ErrExists)
+		return ruleErr(ErrExists, "%s %s exists (use --force to replace it)", o.flag(), out)
 	case !Ours(out):
-		return fmt.Errorf("%s %s exists and was not written by shortllm (no %s, not a model or adapter directory): refusing to replace it, even with --force: %w",
-			o.flag(), out, Marker, ErrExists)
+		return ruleErr(ErrExists, "%s %s exists and was not written by shortllm (no %s, not a model or adapter directory): refusing to replace it, even with --force",
+			o.flag(), out, Marker)
 	}
 	return nil
 }
@@ -99,7 +113,7 @@ func CheckFile(out string, o Options) error {
 		return err
 	}
 	if st, err := os.Stat(out); err == nil && !st.Mode().IsRegular() {
-		return fmt.Errorf("%s %s exists and is not a regular file: %w", o.flag(), out, ErrExists)
+		return ruleErr(ErrExists, "%s %s exists and is not a regular file", o.flag(), out)
 	}
 	return nil
 }
@@ -114,11 +128,11 @@ func CheckInputs(out string, o Options) error {
 		ai := resolve(in)
 		switch {
 		case ao == ai:
-			return fmt.Errorf("%s %s is the input %s: %w", o.flag(), out, in, ErrInput)
+			return ruleErr(ErrInput, "%s %s is the input %s", o.flag(), out, in)
 		case within(ao, ai):
-			return fmt.Errorf("%s %s lies inside the input %s: %w", o.flag(), out, in, ErrInput)
+			return ruleErr(ErrInput, "%s %s lies inside the input %s", o.flag(), out, in)
 		case within(ai, ao):
-			return fmt.Errorf("%s %s contains the input %s; replacing it would delete the input: %w", o.flag(), out, in, ErrInput)
+			return ruleErr(ErrInput, "%s %s contains the input %s; replacing it would delete the input", o.flag(), out, in)
 		}
 	}
 	return nil

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shortllm/shortllm/internal/outdir"
+	"github.com/shortllm/shortllm/internal/testutil"
+)
+
+// treeDigest hashes every file (path and content) under dir, so a test can prove an input
+// is byte-identical after a command.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s %x\n", rel, sha256.Sum256(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// TestOutRule_ForceNeverDeletesInputs: the data-loss rows of issue 13. Every command that
+// writes refuses an --out that is, contains or lies inside its input, even with --force,
+// and --force never replaces a folder shortllm did not write.
+func TestOutRule_ForceNeverDeletesInputs(t *testing.T) {
+	root := t.TempDir()
+	model := filepath.Join(root, "models", "s")
+	copyDir(t, testutil.SharedDir(t, "models", "stories260K"), model)
+	if err := os.WriteFile(filepath.Join(root, "models", "notes.txt"), []byte("unrelated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	user := filepath.Join(root, "photos")
+	if err := os.MkdirAll(user, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(user, "cat.jpg"), []byte("meow"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := testutil.SharedDir(t, "data", "alpaca", "alpaca_en_demo.json")
+	before, userBefore := treeDigest(t, root), treeDigest(t, user)
+	parent := filepath.Join(root, "models")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"retrain out = model", []string{"retrain", "--model", model, "--data", data, "--max-steps", "1", "--force", "--out", model}, "is the input"},
+		{"retrain out = parent of model", []string{"retrain", "--model", model, "--data", data, "--max-steps", "1", "--force", "--out", parent}, "contains the input"},
+		{"merge out = model", []string{"merge", "--model", model, "--adapter", filepath.Join(root, "a"), "--force", "--out", model}, "is the input"},
+		{"merge out = parent of model", []string{"merge", "--model", model, "--adapter", filepath.Join(root, "a"), "--force", "--out", parent}, "contains the input"},
+		{"prune out = user folder", []string{"prune", "--model", model, "--blocks", "1", "--force", "--out", user}, "not written by shortllm"},
+		{"prune out inside model", []string{"prune", "--model", model, "--blocks", "1", "--out", filepath.Join(model, "p")}, "lies inside the input"},
+		{"init out = parent of config", []string{"init", "--config", filepath.Join(model, "config.json"), "--force", "--out", parent}, "contains the input"},
+		{"score out inside model", []string{"score", "--model", model, "--criterion", "magnitude", "--out", filepath.Join(model, "s.json")}, "lies inside the input"},
+		{"eval out = data", []string{"eval", "ppl", "--model", model, "--data", data, "--out", data}, "is the input"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := cli(t, "", append(c.args, "--quiet")...)
+			if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want one line with %q", code, errOut, c.want)
+			}
+		})
+	}
+	if treeDigest(t, root) != before || treeDigest(t, user) != userBefore {
+		t.Fatal("a refused command changed the inputs or the user's folder")
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startHolding starts the CLI in a subprocess and waits until it holds out's lock.
+func startHolding(t *testing.T, out string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := retrainCommand(args...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(outdir.LockPath(out)); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(cmd.Process.Pid) {
+			return cmd
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the first writer never took the lock of %s\n%s", out, logs.String())
+	return nil
+}
+
+// TestOutRule_SecondWriterFailsAtOnce: the concurrency rows of issue 13. While one process
+// writes an --out (or a pipeline run directory), a second writer fails at once with one line
+// naming the first one's pid, and does not disturb it.
+func TestOutRule_SecondWriterFailsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs subprocesses")
+	}
+	stories := testutil.SharedDir(t, "models", "stories260K")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	first := startHolding(t, out, "retrain", "--quiet", "--model", stories, "--out", out, "--max-steps", "30",
+		"--data", testutil.SharedDir(t, "data", "alpaca", "alpaca_en_demo.json"), "--batch-size", "2", "--micro-batch-size", "2",
+		"--seq-len", "64", "--step-delay", "300ms")
+	want := "in use by pid " + strconv.Itoa(first.Process.Pid)
+	for _, args := range [][]string{
+		{"prune", "--model", stories, "--blocks", "1", "--out", out, "--force"},
+		{"merge", "--model", stories, "--adapter", filepath.Join(dir, "adapter"), "--out", out, "--force"},
+	} {
+		start := time.Now()
+		code, _, errOut := cli(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want one line with %q", args[0], code, errOut, want)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %v to fail; want at once", args[0], d)
+		}
+	}
+	first.Process.Kill()
+	first.Wait()
+
+	demo := demoModel(t)
+	run := filepath.Join(dir, "run")
+	pipe := startHolding(t, run, append(tinyPipeline(demo, run), "--stage-delay", "5s")...)
+	want = "in use by pid " + strconv.Itoa(pipe.Process.Pid)
+	for _, args := range [][]string{tinyPipeline(demo, run), {"report", run}} {
+		code, _, errOut := cli(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want one line with %q", args[0], code, errOut, want)
+		}
+	}
+}
