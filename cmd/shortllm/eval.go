@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/outdir"
 )
 
@@ -116,6 +117,9 @@ type pplTiming struct {
 }
 
 func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
+	if err := checkRules(atLeast("--seq-len", o.seqLen, 2), atLeast("--max-chunks", o.maxChunks, 0), atLeast("--batch-size", o.batch, 1)); err != nil {
+		return err
+	}
 	jobs, err := o.jobs()
 	if err != nil {
 		return err
@@ -131,6 +135,9 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	defer outFile.Close()
 	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, true)
 	if err != nil {
+		return err
+	}
+	if err := model.CheckSkipBlocks(l.model.Config, skip); err != nil {
 		return err
 	}
 	lm := eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}

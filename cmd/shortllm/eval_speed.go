@@ -65,6 +65,12 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := (eval.SpeedOptions{BatchSizes: sizes, NewTokens: o.newTokens, Runs: o.runs, Warmup: o.warmup}).Validate(); err != nil {
+		return err
+	}
+	if err := checkRules(atLeast("--prompt-len", o.promptLen, 1)); err != nil && o.prompt == "" {
+		return err
+	}
 	outFile, err := beginOutFile(o.out, append([]string{o.model}, o.compare...)...)
 	if err != nil {
 		return err

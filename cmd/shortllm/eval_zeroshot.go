@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/model"
 )
 
 type evalZeroShotOptions struct {
@@ -53,6 +54,9 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if o.dataDir == "" {
 		return fmt.Errorf("--data-dir is required")
 	}
+	if err := checkRules(atLeast("--batch-size", o.batch, 1), atLeast("--limit", o.limit, 0)); err != nil {
+		return err
+	}
 	skip, err := parseOptionalInts(o.skip, "--skip-blocks")
 	if err != nil {
 		return err
@@ -72,6 +76,9 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	}
 	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, true)
 	if err != nil {
+		return err
+	}
+	if err := model.CheckSkipBlocks(l.model.Config, skip); err != nil {
 		return err
 	}
 	opts := eval.ZeroShotOptions{ModelDir: l.dir, BatchSize: o.batch}

@@ -120,6 +120,15 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 		}
 	}
 	changed := cmd.Flags().Changed
+	if err := checkRules(atLeast("--keep-first", o.keepFirst, 0), atLeast("--keep-last", o.keepLast, 0),
+		atLeast("--calib-samples", o.calib.samples, 0), atLeast("--seq-len", o.calib.seqLen, 0), atLeast("--batch-size", o.calib.batchSize, 0)); err != nil {
+		return err
+	}
+	if changed("num-blocks") {
+		if err := checkRules(atLeast("--num-blocks", o.numBlocks, 1)); err != nil {
+			return err
+		}
+	}
 	switch {
 	case o.out == "":
 		return fmt.Errorf("--out is required")

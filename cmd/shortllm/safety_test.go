@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shortllm/shortllm/internal/outdir"
+	"github.com/shortllm/shortllm/internal/safetensors"
 	"github.com/shortllm/shortllm/internal/testutil"
 )
 
@@ -165,5 +168,112 @@ func TestOutRule_SecondWriterFailsAtOnce(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, want) || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%s: exit %d, stderr %q; want one line with %q", args[0], code, errOut, want)
 		}
+	}
+}
+
+// nanModel copies stories260K with one NaN in block 0's down_proj: every activation after it
+// is NaN, as in a checkpoint whose training diverged.
+func nanModel(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "nan")
+	copyDir(t, testutil.SharedDir(t, "models", "stories260K"), dir)
+	path := filepath.Join(dir, "model.safetensors")
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, info := range f.Tensors() {
+		raw, err := f.ReadRaw(info.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Name == "model.layers.0.mlp.down_proj.weight" {
+			binary.LittleEndian.PutUint32(raw, math.Float32bits(float32(math.NaN())))
+		}
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: info.Shape, Data: raw})
+	}
+	f.Close()
+	if err := safetensors.Write(path, ts, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCLI_NoSilentWrongNumbers: the "silent wrong results" rows of issue 13. NaN weights,
+// out-of-range --skip-blocks and unlabelled training data fail with one line naming where.
+func TestCLI_NoSilentWrongNumbers(t *testing.T) {
+	stories := testutil.SharedDir(t, "models", "stories260K")
+	nan := nanModel(t)
+	heldout := testutil.SharedDir(t, "data", "stories", "heldout.jsonl")
+	zs := testutil.SharedDir(t, "data", "zeroshot")
+	long := filepath.Join(t.TempDir(), "long.json")
+	if err := os.WriteFile(long, []byte(`[{"instruction": "`+strings.Repeat("tell me a story ", 40)+`", "input": "", "output": "ok"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ppl skip out of range", []string{"eval", "ppl", "--model", stories, "--data", heldout, "--skip-blocks", "9,-1", "--max-chunks", "1"}, "block 9 is outside 0..4"},
+		{"zeroshot skip out of range", []string{"eval", "zeroshot", "--model", stories, "--data-dir", zs, "--tasks", "piqa", "--limit", "1", "--skip-blocks", "-1"}, "block -1 is outside 0..4"},
+		{"score skip out of range", []string{"score", "--model", stories, "--criterion", "magnitude", "--skip-blocks", "5"}, "block 5 is outside 0..4"},
+		{"ppl NaN weights", []string{"eval", "ppl", "--model", nan, "--data", heldout, "--max-chunks", "2", "--bos", "once"}, "chunk 0 of 2"},
+		{"zeroshot NaN weights", []string{"eval", "zeroshot", "--model", nan, "--data-dir", zs, "--tasks", "piqa", "--limit", "1"}, "piqa item 0 choice 0"},
+		{"score NaN weights", []string{"score", "--model", nan, "--criterion", "magnitude"}, "not finite"},
+		{"cpt NaN weights", []string{"retrain", "--model", nan, "--out", out, "--mode", "cpt", "--data", heldout, "--max-steps", "2", "--seq-len", "64", "--batch-size", "2", "--micro-batch-size", "2"}, "step 1: loss is NaN"},
+		{"cpt diverges after a checkpoint", []string{"retrain", "--model", stories, "--out", out, "--mode", "cpt", "--data", heldout, "--max-steps", "5", "--seq-len", "64",
+			"--batch-size", "2", "--micro-batch-size", "2", "--lr", "1e30", "--eps", "1e-30", "--warmup-steps", "0", "--grad-clip", "0", "--save-every", "1"},
+			"step 2: gradient norm is NaN; last good checkpoint: " + filepath.Join(out+".ckpt", "cpt", "step-00000001")},
+		{"lora all labels masked", []string{"retrain", "--model", stories, "--out", out, "--data", long, "--seq-len", "32", "--max-steps", "1"}, "none of the 1 examples has a label token"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, errOut := cli(t, "", append(c.args, "--quiet")...)
+			if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "json: unsupported") {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want one line with %q", code, stdout, errOut, c.want)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed retrain left %s", out)
+	}
+}
+
+// TestCLI_FlagRangesFailBeforeWork: the "panics" and "minor" rows of issue 13: every bad
+// count or probability is a one-line error naming the flag, before any model is loaded
+// (the model path here does not exist, so a check that came after loading would say so).
+func TestCLI_FlagRangesFailBeforeWork(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "no-such-model")
+	demo := demoModel(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--model", none, "--max-new-tokens", "-5"}, "--max-new-tokens -5"},
+		{[]string{"generate", "--model", none, "--temperature", "-1"}, "--temperature -1"},
+		{[]string{"generate", "--model", none, "--top-p", "2"}, "--top-p 2"},
+		{[]string{"generate", "--model", none, "--top-k", "-3"}, "--top-k -3"},
+		{[]string{"eval", "speed", "--model", none, "--batch-sizes", "-1"}, "--batch-sizes: -1"},
+		{[]string{"eval", "speed", "--model", none, "--warmup", "-1"}, "--warmup -1"},
+		{[]string{"eval", "zeroshot", "--model", none, "--data-dir", none, "--batch-size", "0"}, "--batch-size 0"},
+		{[]string{"eval", "ppl", "--model", none, "--data", none, "--batch-size", "0"}, "--batch-size 0"},
+		{[]string{"score", "--model", none, "--batch-size", "-1"}, "--batch-size -1: want at least 1"},
+		{[]string{"prune", "--model", none, "--out", none + "2", "--num-blocks", "0"}, "--num-blocks 0"},
+		{[]string{"retrain", "--model", none, "--out", none + "2", "--data", none, "--warmup-steps", "-1"}, "--warmup-steps -1"},
+		{[]string{"retrain", "--model", none, "--out", none + "2", "--data", none, "--lora-dropout", "1.5"}, "--lora-dropout 1.5"},
+		{tinyPipeline(demo, filepath.Join(t.TempDir(), "run"), "--speed-warmup", "-1"), "speed-warmup -1"},
+		{tinyPipeline(demo, filepath.Join(t.TempDir(), "run"), "--limit", "-2"), "limit -2"},
+		{tinyPipeline(demo, filepath.Join(t.TempDir(), "run"), "--max-chunks", "-1"), "max-chunks -1"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args[:2], " ")+" "+c.want, func(t *testing.T) {
+			code, _, errOut := cli(t, "", c.args...)
+			if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "no-such-model") && !strings.Contains(errOut, c.want) {
+				t.Fatalf("exit %d, stderr %q; want one line with %q", code, errOut, c.want)
+			}
+		})
 	}
 }

@@ -62,6 +62,10 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err != nil {
 		return fmt.Errorf("--criterion: %w", err)
 	}
+	if err := checkRules(atLeast("--batch-size", o.opts.BatchSize, 1), atLeast("--calib-samples", o.calibOpts.Samples, 0),
+		atLeast("--seq-len", o.calibOpts.SeqLen, 0), atLeast("--span", o.opts.Span, 1), positiveFloat("--norm-power", o.opts.NormPower)); err != nil {
+		return err
+	}
 	dir, err := a.resolveModel(cmd.Context(), o.model)
 	if err != nil {
 		return err
