@@ -211,7 +211,7 @@ func TestCLI_NoSilentWrongNumbers(t *testing.T) {
 	if err := os.WriteFile(long, []byte(`[{"instruction": "`+strings.Repeat("tell me a story ", 40)+`", "input": "", "output": "ok"}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "out")
+	out, div := filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "div")
 	cases := []struct {
 		name string
 		args []string
@@ -224,9 +224,9 @@ func TestCLI_NoSilentWrongNumbers(t *testing.T) {
 		{"zeroshot NaN weights", []string{"eval", "zeroshot", "--model", nan, "--data-dir", zs, "--tasks", "piqa", "--limit", "1"}, "piqa item 0 choice 0"},
 		{"score NaN weights", []string{"score", "--model", nan, "--criterion", "magnitude"}, "not finite"},
 		{"cpt NaN weights", []string{"retrain", "--model", nan, "--out", out, "--mode", "cpt", "--data", heldout, "--max-steps", "2", "--seq-len", "64", "--batch-size", "2", "--micro-batch-size", "2"}, "step 1: loss is NaN"},
-		{"cpt diverges after a checkpoint", []string{"retrain", "--model", stories, "--out", out, "--mode", "cpt", "--data", heldout, "--max-steps", "5", "--seq-len", "64",
+		{"cpt diverges after a checkpoint", []string{"retrain", "--model", stories, "--out", div, "--mode", "cpt", "--data", heldout, "--max-steps", "5", "--seq-len", "64",
 			"--batch-size", "2", "--micro-batch-size", "2", "--lr", "1e30", "--eps", "1e-30", "--warmup-steps", "0", "--grad-clip", "0", "--save-every", "1"},
-			"step 2: gradient norm is NaN; last good checkpoint: " + filepath.Join(out+".ckpt", "cpt", "step-00000001")},
+			"step 2: gradient norm is NaN; last good checkpoint: " + filepath.Join(div+".ckpt", "cpt", "step-00000001")},
 		{"lora all labels masked", []string{"retrain", "--model", stories, "--out", out, "--data", long, "--seq-len", "32", "--max-steps", "1"}, "none of the 1 examples has a label token"},
 	}
 	for _, c := range cases {
