@@ -115,8 +115,14 @@ func (a *app) resolveModel(ctx context.Context, ref string) (string, error) {
 		}
 		return ref, nil
 	}
-	if !hub.IsHubID(ref) {
-		return "", fmt.Errorf("model %s: no such directory", ref)
+	if _, err := os.Lstat(ref); err == nil {
+		return "", fmt.Errorf("model %s: not a directory (a broken link?)", ref)
+	}
+	if err := hub.CheckID(ref); err != nil {
+		if !strings.Contains(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "/") {
+			return "", fmt.Errorf("model %s: no such directory", ref)
+		}
+		return "", fmt.Errorf("model %s: no such directory, and not a Hugging Face id: %v", ref, err)
 	}
 	opts := hub.OptionsFromEnv()
 	if !a.quiet {
