@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,6 +274,68 @@ func TestCLI_FlagRangesFailBeforeWork(t *testing.T) {
 			code, _, errOut := cli(t, "", c.args...)
 			if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 || strings.Contains(errOut, "no-such-model") && !strings.Contains(errOut, c.want) {
 				t.Fatalf("exit %d, stderr %q; want one line with %q", code, errOut, c.want)
+			}
+		})
+	}
+}
+
+// TestCLI_InputsThatAreNotFiles: the "hangs" and "messages" rows: a FIFO shard, a config or
+// tokenizer that is /dev/zero, a FIFO data file and an alpaca file that is one object fail
+// at once with one line naming the file.
+func TestCLI_InputsThatAreNotFiles(t *testing.T) {
+	stories := testutil.SharedDir(t, "models", "stories260K")
+	root := t.TempDir()
+	variant := func(name, file, target string) string {
+		dir := filepath.Join(root, name)
+		copyDir(t, stories, dir)
+		os.Remove(filepath.Join(dir, file))
+		if target == "fifo" {
+			if err := syscall.Mkfifo(filepath.Join(dir, file), 0o644); err != nil {
+				t.Skip("no mkfifo:", err)
+			}
+		} else if err := os.Symlink(target, filepath.Join(dir, file)); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	fifoShard := variant("fifo", "model.safetensors", "fifo")
+	zeroConfig := variant("zeroconfig", "config.json", "/dev/zero")
+	zeroTok := variant("zerotok", "tokenizer.json", "/dev/zero")
+	os.Remove(filepath.Join(zeroTok, "tokenizer.model"))
+	fifoData := filepath.Join(root, "data.jsonl")
+	syscall.Mkfifo(fifoData, 0o644)
+	object := filepath.Join(root, "alpaca.json")
+	os.WriteFile(object, []byte(`{"instruction": "Say hi", "input": "", "output": "hi"}`), 0o644)
+	heldout := testutil.SharedDir(t, "data", "stories", "heldout.jsonl")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"FIFO shard", []string{"generate", "--model", fifoShard, "--max-new-tokens", "2"}, "a FIFO, want a regular file"},
+		{"config /dev/zero", []string{"generate", "--model", zeroConfig, "--max-new-tokens", "2"}, "a device, want a regular file"},
+		{"tokenizer /dev/zero", []string{"eval", "ppl", "--model", zeroTok, "--data", heldout}, "a device, want a regular file"},
+		{"FIFO data", []string{"eval", "ppl", "--model", stories, "--data", fifoData}, "a FIFO, want a regular file"},
+		{"alpaca object", []string{"retrain", "--model", stories, "--out", filepath.Join(root, "o"), "--data", object, "--max-steps", "1"}, "a JSON object with keys [input instruction output]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			type res struct {
+				code   int
+				errOut string
+			}
+			done := make(chan res, 1)
+			go func() {
+				code, _, errOut := cli(t, "", append(c.args, "--quiet")...)
+				done <- res{code, errOut}
+			}()
+			select {
+			case r := <-done:
+				if r.code == 0 || !strings.Contains(r.errOut, c.want) || strings.Count(r.errOut, "\n") != 1 {
+					t.Fatalf("exit %d, stderr %q; want one line with %q", r.code, r.errOut, c.want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("hangs")
 			}
 		})
 	}

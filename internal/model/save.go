@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
@@ -152,7 +153,7 @@ func copyAux(src, dst string) error {
 }
 
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := inputfile.Open(src)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
 )
@@ -137,7 +138,7 @@ var unknownField = regexp.MustCompile(`field (\S+) not found`)
 // relative paths in the file are taken relative to the file, so a config travels with its
 // data.
 func LoadConfigFile(path string, c *Config) error {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.ConfigLimit)
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
 	}

@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/score"
 )
@@ -30,7 +30,7 @@ type ScoreFile struct {
 // ReadScores reads a score file: one result object or a list of them (several criteria).
 // It also returns the file's sha256, recorded so a pruned model names the exact scores used.
 func ReadScores(path string) ([]ScoreFile, string, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.ResultLimit)
 	if err != nil {
 		return nil, "", fmt.Errorf("--scores: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/shortllm/shortllm/internal/atomicfile"
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -154,7 +155,7 @@ func removeOtherSteps(dir, keep string) error {
 // names no step directory is an error (ErrCheckpoint), never a silent fresh start.
 func latest(dir string) (string, error) {
 	path := filepath.Join(dir, latestFile)
-	b, err := os.ReadFile(path)
+	b, err := inputfile.Read(path, inputfile.ConfigLimit)
 	if err != nil {
 		return "", err
 	}
@@ -199,7 +200,7 @@ func (t *Trainer) resume(d *Dataset) error {
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", t.o.CheckpointDir, err)
 	}
-	js, err := os.ReadFile(filepath.Join(dir, stateFile))
+	js, err := inputfile.Read(filepath.Join(dir, stateFile), inputfile.ConfigLimit)
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", dir, err)
 	}

@@ -10,11 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
@@ -74,7 +74,7 @@ func AlpacaPrompt(r Instruction) string {
 // instructions; .json is an instruction array, or pre-tokenised when it holds input_ids.
 // Text and instructions need tok.
 func LoadDataset(path string, tok *tokenizer.Tokenizer, o DataOptions) (*Dataset, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.DataLimit)
 	if err != nil {
 		return nil, fmt.Errorf("data %s: %w", path, err)
 	}
