@@ -18,6 +18,8 @@ func newEvalCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Evaluate a model: perplexity, zero-shot accuracy, generation speed",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  unknownSubcommand,
 	}
 	cmd.AddCommand(newEvalPPLCmd(a), newEvalZeroShotCmd(a), newEvalSpeedCmd(a))
 	return cmd

@@ -223,6 +223,9 @@ func (o *pruneOptions) ranker(a *app, m *model.Model, w *prune.WriteOptions) (pr
 		if err := sf.Check(m.Config, o.scores); err != nil {
 			return nil, err
 		}
+		if err := sf.CheckWeights(m.Dir, o.scores); err != nil {
+			return nil, err
+		}
 		w.ScoresFile, w.ScoresSHA256 = o.scores, sum
 		return prune.StaticRanker(sf), nil
 	}

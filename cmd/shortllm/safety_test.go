@@ -340,3 +340,39 @@ func TestCLI_InputsThatAreNotFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestCLI_UnknownCommandOneLine: a typo gets one readable line and a non-zero exit.
+func TestCLI_UnknownCommandOneLine(t *testing.T) {
+	for args, want := range map[string]string{
+		"evl":      `unknown command "evl" for "shortllm"; did you mean eval?`,
+		"eval pll": `unknown command "pll" for "shortllm eval"`,
+	} {
+		code, _, errOut := cli(t, "", strings.Fields(args)...)
+		if code == 0 || strings.TrimSpace(errOut) != "shortllm: "+want {
+			t.Errorf("%s: exit %d, stderr %q; want %q", args, code, errOut, want)
+		}
+	}
+}
+
+// TestPrune_ScoresOfOtherWeightsRefused: a scores file computed for a checkpoint with the
+// same config but other weights (here: a random init of stories260K's config) is refused;
+// the model it was computed for is accepted.
+func TestPrune_ScoresOfOtherWeightsRefused(t *testing.T) {
+	stories := testutil.SharedDir(t, "models", "stories260K")
+	dir := t.TempDir()
+	scores := filepath.Join(dir, "scores.json")
+	if code, _, errOut := cli(t, "", "score", "--quiet", "--model", stories, "--criterion", "magnitude", "--out", scores); code != 0 {
+		t.Fatal(errOut)
+	}
+	other := filepath.Join(dir, "other")
+	if code, _, errOut := cli(t, "", "init", "--config", filepath.Join(stories, "config.json"), "--tokenizer", stories, "--out", other, "--seed", "3"); code != 0 {
+		t.Fatal(errOut)
+	}
+	code, _, errOut := cli(t, "", "prune", "--model", other, "--out", filepath.Join(dir, "p1"), "--num-blocks", "1", "--no-plus", "--scores", scores)
+	if code == 0 || !strings.Contains(errOut, "computed for other weights") || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want one line 'computed for other weights'", code, errOut)
+	}
+	if code, _, errOut := cli(t, "", "prune", "--model", stories, "--out", filepath.Join(dir, "p2"), "--num-blocks", "1", "--no-plus", "--scores", scores); code != 0 {
+		t.Fatalf("the scored model itself: %s", errOut)
+	}
+}

@@ -52,7 +52,7 @@ func Open(path string) (*os.File, error) {
 		case !st.IsDir():
 			what = "not a regular file"
 		}
-		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%s, want a regular file: %w", what, ErrNotRegular)}
+		return nil, &os.PathError{Op: "open", Path: path, Err: &kindError{what + ", want a regular file", ErrNotRegular}}
 	}
 	return f, nil
 }
@@ -78,5 +78,14 @@ func Read(path string, limit int64) ([]byte, error) {
 }
 
 func tooLarge(path string, limit int64) error {
-	return &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than the %d MiB limit for this kind of file: %w", limit>>20, ErrTooLarge)}
+	return &os.PathError{Op: "read", Path: path, Err: &kindError{fmt.Sprintf("larger than the %d MiB limit for this kind of file", limit>>20), ErrTooLarge}}
 }
+
+// kindError reads as its message alone and matches its sentinel with errors.Is.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }

@@ -291,6 +291,9 @@ func (r *runner) prune(criterion string, ratio float64, dir string) error {
 	if err := sf.Check(m.Config, path); err != nil {
 		return err
 	}
+	if err := sf.CheckWeights(m.Dir, path); err != nil {
+		return err
+	}
 	plan, err := prune.Select(m.Config, prune.Selection{Ratio: ratio, Policy: r.policy()}, prune.StaticRanker(sf))
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 type ScoreFile struct {
 	Model       string          `json:"model"`
 	ConfigHash  string          `json:"config_hash"`
+	Weights     string          `json:"weights_digest,omitempty"`
 	NumLayers   int             `json:"num_layers"`
 	Criterion   string          `json:"criterion"`
 	Scores      []*float64      `json:"scores"`
@@ -89,6 +90,23 @@ func (s *ScoreFile) Check(cfg *model.Config, path string) error {
 	}
 	if span := s.span(); span > 1 {
 		return fmt.Errorf("--scores %s: %s scores with span %d rank runs of %d blocks, not single blocks; remove a run with --blocks", path, s.Criterion, span, span)
+	}
+	return nil
+}
+
+// CheckWeights refuses scores computed for other weights than the ones in dir (same config,
+// other training). Files written before the digest existed carry none and pass.
+func (s *ScoreFile) CheckWeights(dir, path string) error {
+	if s.Weights == "" || dir == "" {
+		return nil
+	}
+	d, err := model.WeightsDigest(dir)
+	if err != nil {
+		return err
+	}
+	if d != s.Weights {
+		return fmt.Errorf("--scores %s: computed for other weights (weights_digest %.12s…, this model %.12s…): the config matches but the checkpoint differs (%s)",
+			path, s.Weights, d, s.Model)
 	}
 	return nil
 }

@@ -146,8 +146,11 @@ func (o Options) validate(numLayers int) error {
 type Result struct {
 	Model      string `json:"model"`
 	ConfigHash string `json:"config_hash"`
-	NumLayers  int    `json:"num_layers"`
-	Criterion  string `json:"criterion"`
+	// WeightsDigest fingerprints the scored weights (model.WeightsDigest): scores of other
+	// weights with the same config are refused by prune.
+	WeightsDigest string `json:"weights_digest,omitempty"`
+	NumLayers     int    `json:"num_layers"`
+	Criterion     string `json:"criterion"`
 	// Scores has one entry per block (for angular: per span start); nil where a block is
 	// skipped or a span does not fit. Higher means more important.
 	Scores []*float64 `json:"scores"`
@@ -191,8 +194,12 @@ func Compute(r *model.Runner, calib *Calibration, criterion string, opts Options
 	if err != nil {
 		return nil, fmt.Errorf("score %s: %w", criterion, err)
 	}
+	digest := ""
+	if r.Model.Dir != "" {
+		digest, _ = model.WeightsDigest(r.Model.Dir) // none for a model that has no files
+	}
 	return &Result{
-		Model: r.Model.Dir, ConfigHash: cfg.Hash(), NumLayers: cfg.NumHiddenLayers,
+		Model: r.Model.Dir, ConfigHash: cfg.Hash(), WeightsDigest: digest, NumLayers: cfg.NumHiddenLayers,
 		Criterion: criterion, Scores: scores, Order: order(scores), Calibration: calib,
 		Options: optionsRecord(base, opts),
 	}, nil
