@@ -376,3 +376,23 @@ func TestPrune_ScoresOfOtherWeightsRefused(t *testing.T) {
 		t.Fatalf("the scored model itself: %s", errOut)
 	}
 }
+
+// TestRetrain_ResumeAfterFinishedRun: the README's second command (--resume) after the run
+// finished reports the finished run instead of failing with "exists".
+func TestRetrain_ResumeAfterFinishedRun(t *testing.T) {
+	stories := testutil.SharedDir(t, "models", "stories260K")
+	out := filepath.Join(t.TempDir(), "cpt")
+	args := []string{"--model", stories, "--out", out, "--mode", "cpt", "--data", testutil.SharedDir(t, "data", "stories", "calib10x128.jsonl"),
+		"--seq-len", "64", "--batch-size", "2", "--micro-batch-size", "2", "--max-steps", "2", "--save-every", "1"}
+	if code, _, errOut := retrainRun(t, args...); code != 0 {
+		t.Fatal(errOut)
+	}
+	before := treeDigest(t, out)
+	code, stdout, errOut := retrainRun(t, append(args, "--resume")...)
+	if code != 0 || !strings.Contains(stdout, "already finished") || !strings.Contains(stdout, "cpt: 2 steps") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, errOut)
+	}
+	if treeDigest(t, out) != before {
+		t.Error("--resume of a finished run changed its output")
+	}
+}

@@ -105,14 +105,12 @@ func (j *Job) inputs() []string {
 	return []string{j.Model.Dir, j.Data, j.LoRAData, j.ValData, j.AdapterDir, j.AdapterWeights}
 }
 
-// finished recognises `--resume` of a run that completed: --out holds its train_log.json and
-// no checkpoint is left. The README's resume command then reports the finished run instead
-// of failing.
+// finished recognises `--resume` of a run that completed: --out holds its train_log.json.
+// The README's resume command then reports the finished run instead of failing. A
+// checkpoint left by a run killed between its commit and the checkpoint's removal is
+// removed now (under the output's lock).
 func (j *Job) finished() (*Result, bool) {
 	if !j.Loop.Resume || j.Out == "" || !outdir.Ours(j.Out) {
-		return nil, false
-	}
-	if _, err := os.Stat(CheckpointDir(j.Out)); err == nil {
 		return nil, false
 	}
 	res := &Result{Out: j.Out, Logs: map[string]*RunLog{}, Finished: true}
@@ -134,7 +132,14 @@ func (j *Job) finished() (*Result, bool) {
 		}
 		res.Logs[phase] = &l
 	}
-	return res, len(res.Logs) > 0
+	if len(res.Logs) == 0 {
+		return nil, false
+	}
+	if lock, err := outdir.Acquire(j.Out); err == nil {
+		os.RemoveAll(CheckpointDir(j.Out))
+		lock.Release()
+	}
+	return res, true
 }
 
 // check rejects what would fail late: an existing --out, a missing or stray checkpoint, a
