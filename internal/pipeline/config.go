@@ -142,6 +142,12 @@ func LoadConfigFile(path string, c *Config) error {
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
 	}
+	return ParseConfig(data, path, c)
+}
+
+// ParseConfig reads pipeline.yaml bytes (named path in errors; relative paths resolve
+// against path's directory) over c.
+func ParseConfig(data []byte, path string, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var fromFile Config
