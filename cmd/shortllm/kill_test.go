@@ -77,13 +77,16 @@ func TestKill9_RandomPoints(t *testing.T) {
 			inBefore, demoBefore := treeDigest(t, inputs), treeDigest(t, demo)
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
 			out := filepath.Join(dir, "out")
-			killed := 0
+			killed, dirty := 0, 0 // dirty: the kill left temporaries or a lock for the next run to clean
 			for i := range iters {
 				// Mostly before the uninterrupted run's end; the tail covers a kill at the
 				// very end (after the rename, before the exit).
 				delay := time.Duration(rng.Float64() * 1.05 * float64(took))
 				if killAfter(t, retrainCommand(c.args(out)...), delay) {
 					killed++
+				}
+				if len(leftovers(t, dir)) > 0 {
+					dirty++
 				}
 				if treeDigest(t, inputs) != inBefore || treeDigest(t, demo) != demoBefore {
 					t.Fatalf("iteration %d: the input changed after a kill at %v", i, delay)
@@ -115,7 +118,8 @@ func TestKill9_RandomPoints(t *testing.T) {
 					os.RemoveAll(out) // the next iteration starts fresh (prune and merge replace it)
 				}
 			}
-			t.Logf("%s: %d iterations, %d killed mid-run (uninterrupted run %v)", c.name, iters, killed, took.Round(time.Millisecond))
+			t.Logf("%s: %d iterations, %d killed mid-run, %d of them leaving temporaries or a lock (uninterrupted run %v)",
+				c.name, iters, killed, dirty, took.Round(time.Millisecond))
 		})
 	}
 }
