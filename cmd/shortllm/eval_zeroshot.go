@@ -11,6 +11,7 @@ import (
 
 	"github.com/shortllm/shortllm/internal/eval"
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 )
 
 type evalZeroShotOptions struct {
@@ -83,6 +84,9 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	}
 	opts := eval.ZeroShotOptions{ModelDir: l.dir, BatchSize: o.batch}
 	if o.logSamples != "" {
+		if err := outdir.CheckFile(o.logSamples, outdir.Options{Inputs: []string{l.dir, o.adapter, o.dataDir, o.out}, Flag: "--log-samples"}); err != nil {
+			return err
+		}
 		f, err := os.Create(o.logSamples)
 		if err != nil {
 			return fmt.Errorf("--log-samples: %w", err)
