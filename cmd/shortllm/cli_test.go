@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -92,7 +93,8 @@ func TestCLI_BadInputOneLineErrors(t *testing.T) {
 		{"too long", []string{"generate", "--model", stories, "--max-new-tokens", "600"}, "max_position_embeddings"},
 		{"detok bad id", []string{"detokenize", "--model", stories, "1,x"}, `"x" is not an integer`},
 		{"unknown backend", []string{"--backend", "tpu", "generate", "--model", stories}, `unknown backend`},
-		{"ppl empty file", []string{"eval", "ppl", "--model", stories, "--data", os.DevNull}, "no text in data file"},
+		{"ppl empty file", []string{"eval", "ppl", "--model", stories, "--data", emptyFile(t)}, "no text in data file"},
+		{"ppl device", []string{"eval", "ppl", "--model", stories, "--data", os.DevNull}, "a device, want a regular file"},
 		{"ppl seq too long", []string{"eval", "ppl", "--model", stories, "--data", testutil.SharedDir(t, "data", "ptb", "ptb.valid.txt"), "--seq-len", "1024"}, "max_position_embeddings"},
 		{"unknown task", []string{"eval", "zeroshot", "--model", stories, "--data-dir", testutil.SharedDir(t, "data", "zeroshot"), "--tasks", "mmlu"}, "mmlu"},
 	}
@@ -189,4 +191,12 @@ func TestEvalPPL_AdapterEqualsMerged(t *testing.T) {
 	if d := (adapted - merged) / merged; d > 1e-5 || d < -1e-5 {
 		t.Errorf("--adapter ppl %g, merged checkpoint %g", adapted, merged)
 	}
+}
+
+func emptyFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "empty.txt")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

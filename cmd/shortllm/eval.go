@@ -9,14 +9,17 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 )
 
 func newEvalCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Evaluate a model: perplexity, zero-shot accuracy, generation speed",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  unknownSubcommand,
 	}
 	cmd.AddCommand(newEvalPPLCmd(a), newEvalZeroShotCmd(a), newEvalSpeedCmd(a))
 	return cmd
@@ -116,6 +119,9 @@ type pplTiming struct {
 }
 
 func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
+	if err := checkRules(atLeast("--seq-len", o.seqLen, 2), atLeast("--max-chunks", o.maxChunks, 0), atLeast("--batch-size", o.batch, 1)); err != nil {
+		return err
+	}
 	jobs, err := o.jobs()
 	if err != nil {
 		return err
@@ -124,8 +130,16 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, o.model, o.adapter, o.data, o.wikitext2, o.ptb)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, true)
 	if err != nil {
+		return err
+	}
+	if err := model.CheckSkipBlocks(l.model.Config, skip); err != nil {
 		return err
 	}
 	lm := eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}
@@ -164,7 +178,7 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if rep.WallS > 0 {
 		rep.TokensPerS = float64(tokens) / rep.WallS
 	}
-	if err := writeResultFile(o.out, rep); err != nil {
+	if err := outFile.WriteJSON(rep); err != nil {
 		return err
 	}
 	if a.json {
@@ -179,12 +193,11 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	return tw.Flush()
 }
 
-// writeResultFile writes v as indented JSON to path (temp file + rename); "" does nothing.
-func writeResultFile(path string, v any) error {
-	if path == "" {
-		return nil
-	}
-	return atomicfile.WriteJSON(path, v)
+// beginOutFile checks and locks a --out results file before any work starts, under the
+// output rule of internal/outdir (never an input, never a directory; written atomically).
+// An empty path gives a File whose writes do nothing.
+func beginOutFile(path string, inputs ...string) (*outdir.File, error) {
+	return outdir.BeginFile(path, outdir.Options{Inputs: inputs})
 }
 
 func parseOptionalInts(s, flag string) ([]int, error) {

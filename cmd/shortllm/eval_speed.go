@@ -65,6 +65,17 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := (eval.SpeedOptions{BatchSizes: sizes, NewTokens: o.newTokens, Runs: o.runs, Warmup: o.warmup}).Validate(); err != nil {
+		return err
+	}
+	if err := checkRules(atLeast("--prompt-len", o.promptLen, 1)); err != nil && o.prompt == "" {
+		return err
+	}
+	outFile, err := beginOutFile(o.out, append([]string{o.model}, o.compare...)...)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	rep := speedReport{NewTokens: o.newTokens, Runs: o.runs, Warmup: o.warmup}
 	for _, ref := range append([]string{o.model}, o.compare...) {
 		l, err := a.loadRunner(cmd.Context(), ref, "", o.prompt != "")
@@ -97,7 +108,7 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		}
 		rep.Models = append(rep.Models, sm)
 	}
-	if err := writeResultFile(o.out, rep); err != nil {
+	if err := outFile.WriteJSON(rep); err != nil {
 		return err
 	}
 	if a.json {

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 )
 
 type evalZeroShotOptions struct {
@@ -53,10 +55,18 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if o.dataDir == "" {
 		return fmt.Errorf("--data-dir is required")
 	}
+	if err := checkRules(atLeast("--batch-size", o.batch, 1), atLeast("--limit", o.limit, 0)); err != nil {
+		return err
+	}
 	skip, err := parseOptionalInts(o.skip, "--skip-blocks")
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, o.model, o.adapter, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	var tasks []*eval.Task
 	for _, name := range strings.Split(o.tasks, ",") {
 		t, err := eval.LoadTask(o.dataDir, strings.TrimSpace(name), o.limit)
@@ -69,8 +79,14 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := model.CheckSkipBlocks(l.model.Config, skip); err != nil {
+		return err
+	}
 	opts := eval.ZeroShotOptions{ModelDir: l.dir, BatchSize: o.batch}
 	if o.logSamples != "" {
+		if err := outdir.CheckFile(o.logSamples, outdir.Options{Inputs: []string{l.dir, o.adapter, o.dataDir, o.out}, Flag: "--log-samples"}); err != nil {
+			return err
+		}
 		f, err := os.Create(o.logSamples)
 		if err != nil {
 			return fmt.Errorf("--log-samples: %w", err)
@@ -90,7 +106,7 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 		return err
 	}
 	doc := zeroShotReport{provenance: a.provenance(l), SkipBlocks: skip, ZeroShotReport: rep}
-	if err := writeResultFile(o.out, doc); err != nil {
+	if err := outFile.WriteJSON(doc); err != nil {
 		return err
 	}
 	if a.json {

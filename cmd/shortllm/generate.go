@@ -45,6 +45,9 @@ func newGenerateCmd(a *app) *cobra.Command {
 }
 
 func runGenerate(a *app, cmd *cobra.Command, o *generateOptions) error {
+	if err := o.GenerateOptions.Validate(); err != nil {
+		return err
+	}
 	l, err := a.loadRunner(cmd.Context(), o.model, o.adapter, false)
 	if err != nil {
 		return err

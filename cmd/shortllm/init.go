@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -46,14 +46,33 @@ func runInit(a *app, o *initOptions) error {
 	if o.config == "" || o.out == "" {
 		return fmt.Errorf("--config and --out are required")
 	}
-	cfg, err := model.LoadConfig(o.config)
-	if err != nil {
-		return err
-	}
 	dt, err := parseStoredDType(o.dtype)
 	if err != nil {
 		return err
 	}
+	var shard int64
+	if o.maxShard != "" {
+		if shard, err = safetensors.ParseSize(o.maxShard); err != nil || shard <= 0 {
+			return fmt.Errorf("--max-shard-size %q: want a positive size such as 2GB", o.maxShard)
+		}
+	}
+	if o.std < 0 {
+		return fmt.Errorf("--std %g: must not be negative", o.std)
+	}
+	if o.tokenizer != "" {
+		if st, err := os.Stat(o.tokenizer); err != nil || !st.IsDir() {
+			return fmt.Errorf("--tokenizer %s: not a directory", o.tokenizer)
+		}
+	}
+	cfg, err := model.LoadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	stage, err := outdir.Begin(o.out, outdir.Options{Inputs: []string{o.config, o.tokenizer}, Force: o.force})
+	if err != nil {
+		return err
+	}
+	defer stage.Close()
 	std := o.std
 	if std == 0 {
 		std = cfg.InitializerRange()
@@ -66,19 +85,11 @@ func runInit(a *app, o *initOptions) error {
 	if err != nil {
 		return err
 	}
-	m.Dir = o.tokenizer // Save copies tokenizer and generation files from here
-	if o.tokenizer != "" {
-		if _, err := os.Stat(filepath.Join(o.tokenizer)); err != nil {
-			return fmt.Errorf("--tokenizer: %w", err)
-		}
+	m.Dir = o.tokenizer // WriteDir copies tokenizer and generation files from here
+	if err := m.WriteDir(stage.Path(), model.SaveOptions{DType: dt, MaxShardSize: shard}); err != nil {
+		return fmt.Errorf("save %s: %w", o.out, err)
 	}
-	var shard int64
-	if o.maxShard != "" {
-		if shard, err = safetensors.ParseSize(o.maxShard); err != nil {
-			return fmt.Errorf("--max-shard-size: %w", err)
-		}
-	}
-	if err := m.Save(o.out, model.SaveOptions{DType: dt, MaxShardSize: shard, Force: o.force}); err != nil {
+	if err := stage.Commit(); err != nil {
 		return err
 	}
 	if a.json {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/retrain"
 )
 
@@ -39,6 +40,11 @@ func runMerge(a *app, cmd *cobra.Command, o *mergeOptions) error {
 	if err != nil {
 		return err
 	}
+	stage, err := outdir.Begin(o.out, outdir.Options{Inputs: []string{dir, o.adapter}, Force: o.force})
+	if err != nil {
+		return err
+	}
+	defer stage.Close()
 	m, err := model.Load(dir, model.LoadOptions{})
 	if err != nil {
 		return err
@@ -46,7 +52,10 @@ func runMerge(a *app, cmd *cobra.Command, o *mergeOptions) error {
 	if err := retrain.MergeAdapter(m, o.adapter); err != nil {
 		return err
 	}
-	if err := m.Save(o.out, model.SaveOptions{Force: o.force}); err != nil {
+	if err := m.WriteDir(stage.Path(), model.SaveOptions{}); err != nil {
+		return fmt.Errorf("save %s: %w", o.out, err)
+	}
+	if err := stage.Commit(); err != nil {
 		return err
 	}
 	if a.json {

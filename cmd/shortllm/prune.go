@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/safetensors"
 	"github.com/shortllm/shortllm/internal/score"
@@ -106,10 +107,14 @@ func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if err != nil {
 		return err
 	}
-	// Refuse a bad --out before the (possibly long) load and scoring.
-	if err := prune.CheckOut(dir, o.out, o.force); err != nil {
+	// Refuse a bad or busy --out before the (possibly long) load and scoring, and hold its
+	// lock until the pruned model is in place.
+	stage, err := outdir.Begin(o.out, outdir.Options{Inputs: []string{dir, o.scores, o.calib.path}, Force: o.force})
+	if err != nil {
 		return err
 	}
+	defer stage.Close()
+	wopts.Stage = stage
 	// Without in-process scoring the tensors are only copied: BF16 ones stay BF16.
 	m, err := model.Load(dir, model.LoadOptions{KeepBF16: o.criterion == "" || o.scores != ""})
 	if err != nil {
@@ -140,6 +145,15 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 		}
 	}
 	changed := cmd.Flags().Changed
+	if err := checkRules(atLeast("--keep-first", o.keepFirst, 0), atLeast("--keep-last", o.keepLast, 0),
+		atLeast("--calib-samples", o.calib.samples, 0), atLeast("--seq-len", o.calib.seqLen, 0), atLeast("--batch-size", o.calib.batchSize, 0)); err != nil {
+		return err
+	}
+	if changed("num-blocks") {
+		if err := checkRules(atLeast("--num-blocks", o.numBlocks, 1)); err != nil {
+			return err
+		}
+	}
 	switch {
 	case o.out == "":
 		return fmt.Errorf("--out is required")
@@ -247,6 +261,9 @@ func (o *pruneOptions) ranker(a *app, m *model.Model, w *prune.WriteOptions) (pr
 			return nil, err
 		}
 		if err := sf.Check(m.Config, o.scores); err != nil {
+			return nil, err
+		}
+		if err := sf.CheckWeights(m.Dir, o.scores); err != nil {
 			return nil, err
 		}
 		w.ScoresFile, w.ScoresSHA256 = o.scores, sum

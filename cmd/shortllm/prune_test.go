@@ -162,6 +162,9 @@ func TestPrune_BadInputWritesNothing(t *testing.T) {
 	forged := pruneGoldenScores(t, "deep16", strings.Repeat("0", 64))
 	shallow := pruneGoldenScores(t, "stories260K", pruneConfigHash(t, stories))
 	existing := t.TempDir()
+	if err := os.WriteFile(filepath.Join(existing, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	inputBefore, _ := os.ReadDir(deep)
 	cases := []struct {
 		name string
@@ -180,7 +183,7 @@ func TestPrune_BadInputWritesNothing(t *testing.T) {
 		{"iterative from file", []string{"--num-blocks", "2", "--iterative", "--scores", good}, "--iterative"},
 		{"policy too strict", []string{"--num-blocks", "11", "--scores", good}, "--no-plus"},
 		{"bad dtype", []string{"--blocks", "3", "--dtype", "int8"}, "--dtype"},
-		{"out inside input", []string{"--blocks", "3", "--out", filepath.Join(deep, "pruned")}, "inside the input model directory"},
+		{"out inside input", []string{"--blocks", "3", "--out", filepath.Join(deep, "pruned")}, "lies inside the input"},
 		{"out exists", []string{"--blocks", "3", "--out", existing}, "exists (use --force"},
 	}
 	for _, c := range cases {
@@ -197,7 +200,7 @@ func TestPrune_BadInputWritesNothing(t *testing.T) {
 			}
 		})
 	}
-	if left, _ := os.ReadDir(existing); len(left) != 0 {
+	if left, _ := os.ReadDir(existing); len(left) != 1 {
 		t.Errorf("existing --out was modified")
 	}
 	if entries, _ := os.ReadDir(deep); len(entries) != len(inputBefore) {

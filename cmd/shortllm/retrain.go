@@ -128,6 +128,9 @@ func newJob(a *app, cmd *cobra.Command, o *retrainOptions) (*retrain.Job, error)
 	if o.data == "" {
 		return nil, fmt.Errorf("--data is required")
 	}
+	if err := o.checkNumbers(); err != nil {
+		return nil, err
+	}
 	dir, err := a.resolveModel(cmd.Context(), o.model)
 	if err != nil {
 		return nil, err
@@ -155,6 +158,16 @@ func newJob(a *app, cmd *cobra.Command, o *retrainOptions) (*retrain.Job, error)
 			MicroBatchSize: o.microBatchSize, Epochs: o.epochs, MaxSteps: o.maxSteps, MaxTokens: o.maxTokens,
 			EvalEvery: o.evalEvery, SaveEvery: o.saveEvery, Resume: o.resume, Seed: o.seed, PadID: padID(tok)}}
 	return job, nil
+}
+
+// checkNumbers range-checks every numeric flag before the model is loaded.
+func (o *retrainOptions) checkNumbers() error {
+	return checkRules(atLeast("--epochs", o.epochs, 0), atLeast("--max-steps", o.maxSteps, 0), atLeast64("--max-tokens", o.maxTokens, 0),
+		positiveFloat("--lr", o.lr), nonNegativeFloat("--weight-decay", o.weightDecay), positiveFloat("--eps", o.eps),
+		nonNegativeFloat("--grad-clip", o.gradClip), atLeast("--batch-size", o.batchSize, 1), atLeast("--micro-batch-size", o.microBatchSize, 1),
+		atLeast("--seq-len", o.seqLen, 2), atLeast("--warmup-steps", o.warmupSteps, 0), atLeast("--eval-every", o.evalEvery, 0),
+		atLeast("--save-every", o.saveEvery, 0), atLeast("--val-size", o.valSize, 0), atLeast("--lora-r", o.loraR, 1),
+		positiveFloat("--lora-alpha", o.loraAlpha), inRange("--lora-dropout", o.loraDropout, 0, 1))
 }
 
 // optimizers returns AdamW for the CPT and LoRA phases: the paper's CPT defaults (betas
@@ -232,6 +245,9 @@ func printRetrain(a *app, res *retrain.Result) error {
 	if a.json {
 		return a.printJSON(res)
 	}
+	if res.Finished {
+		fmt.Fprintf(a.out, "%s is already finished (no checkpoint left to resume); its log:\n", res.Out)
+	}
 	for _, phase := range []string{retrain.ModeCPT, retrain.ModeLoRA} {
 		l := res.Logs[phase]
 		if l == nil {
@@ -240,9 +256,15 @@ func printRetrain(a *app, res *retrain.Result) error {
 		last := l.Steps[len(l.Steps)-1]
 		fmt.Fprintf(a.out, "%s: %d steps, final loss %.4f, %.0f tokens/s, peak memory %.1f MiB\n",
 			phase, len(l.Steps), last.Loss, l.TokensPerSecond, float64(l.PeakRSSBytes)/(1<<20))
+		if l.SkippedExamples > 0 {
+			fmt.Fprintf(a.out, "%s: %d examples skipped (no label token within --seq-len)\n", phase, l.SkippedExamples)
+		}
 		if l.BestValLoss != nil {
 			fmt.Fprintf(a.out, "%s: best validation loss %.4f at step %d\n", phase, *l.BestValLoss, l.BestStep)
 		}
+	}
+	if res.Finished {
+		return nil
 	}
 	_, err := fmt.Fprintf(a.out, "wrote %s\n", res.Out)
 	return err

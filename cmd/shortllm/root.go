@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,8 +48,34 @@ func execute(args []string, in io.Reader, out, errOut io.Writer) int {
 	return 0
 }
 
+// oneLine joins a multi-line message into one line. Cobra's "unknown command" carries its
+// suggestions on indented lines after "Did you mean this?"; they become "did you mean X?".
 func oneLine(s string) string {
-	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	for i, p := range parts {
+		if p == "Did you mean this?" && i+1 < len(parts) {
+			return strings.Join(parts[:i], "; ") + "; did you mean " + strings.Join(parts[i+1:], " or ") + "?"
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// unknownSubcommand makes a group command (eval) fail on an unknown verb instead of
+// printing its help with exit status 0.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return errors.New(msg)
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -118,8 +145,14 @@ func (a *app) resolveModel(ctx context.Context, ref string) (string, error) {
 		}
 		return ref, nil
 	}
-	if !hub.IsHubID(ref) {
-		return "", fmt.Errorf("model %s: no such directory", ref)
+	if _, err := os.Lstat(ref); err == nil {
+		return "", fmt.Errorf("model %s: not a directory (a broken link?)", ref)
+	}
+	if err := hub.CheckID(ref); err != nil {
+		if !strings.Contains(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "/") {
+			return "", fmt.Errorf("model %s: no such directory", ref)
+		}
+		return "", fmt.Errorf("model %s: no such directory, and not a Hugging Face id: %v", ref, err)
 	}
 	opts := hub.OptionsFromEnv()
 	if !a.quiet {

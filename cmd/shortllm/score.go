@@ -77,10 +77,19 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err != nil {
 		return fmt.Errorf("--criterion: %w", err)
 	}
+	if err := checkRules(atLeast("--batch-size", o.opts.BatchSize, 1), atLeast("--calib-samples", o.calibOpts.Samples, 0),
+		atLeast("--seq-len", o.calibOpts.SeqLen, 0), atLeast("--span", o.opts.Span, 1), positiveFloat("--norm-power", o.opts.NormPower)); err != nil {
+		return err
+	}
 	dir, err := a.resolveModel(cmd.Context(), o.model)
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, dir, o.calib)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	dt, err := model.ParseDType(a.dtype, "--dtype")
 	if err != nil {
 		return err
@@ -116,16 +125,14 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 		res.ToolVersion = version
 		results = append(results, res)
 	}
-	if o.out != "" {
-		if err := score.WriteResults(o.out, results); err != nil {
-			return err
-		}
+	doc, err := score.MarshalResults(results)
+	if err != nil {
+		return err
+	}
+	if err := outFile.Write(doc); err != nil {
+		return err
 	}
 	if a.json {
-		doc, err := score.MarshalResults(results)
-		if err != nil {
-			return err
-		}
 		_, err = a.out.Write(doc)
 		return err
 	}

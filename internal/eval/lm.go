@@ -1,6 +1,10 @@
 package eval
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"math"
+)
 
 // Tokenizer is the part of a tokenizer that evaluation needs.
 // *tokenizer.Tokenizer from internal/tokenizer satisfies it.
@@ -50,6 +54,28 @@ func scoreChecked(lm LM, seqs [][]int) ([]Scored, error) {
 			return nil, fmt.Errorf("LM result %d: %d log-probs and %d greedy flags for a sequence of %d tokens (want %d)",
 				i, len(out[i].LogProbs), len(out[i].Greedy), len(s), len(s)-1)
 		}
+		for pos, lp := range out[i].LogProbs {
+			if math.IsNaN(lp) || math.IsInf(lp, 0) {
+				return nil, &NotFiniteError{Seq: i, Pos: pos + 1, Value: lp}
+			}
+		}
 	}
 	return out, nil
 }
+
+// ErrNotFinite marks a log-probability that is NaN or infinite: the model's weights or
+// activations are broken, and any number computed from it would be meaningless.
+var ErrNotFinite = errors.New("log-probability is not finite")
+
+// NotFiniteError says which sequence of a Score call (and which token in it) gave a NaN or
+// infinite log-probability; callers name the chunk or item it belongs to.
+type NotFiniteError struct {
+	Seq, Pos int
+	Value    float64
+}
+
+func (e *NotFiniteError) Error() string {
+	return fmt.Sprintf("log-probability of token %d is %v (the model's logits are not finite: broken or overflowing weights?)", e.Pos, e.Value)
+}
+
+func (e *NotFiniteError) Unwrap() error { return ErrNotFinite }

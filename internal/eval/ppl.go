@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -132,6 +133,10 @@ func Perplexity(lm LM, chunks [][]int, batchSize int, progress func(done, total 
 	for start := 0; start < len(chunks); start += batchSize {
 		batch := chunks[start:min(start+batchSize, len(chunks))]
 		scored, err := scoreChecked(lm, batch)
+		var nf *NotFiniteError
+		if errors.As(err, &nf) {
+			return PPLResult{}, fmt.Errorf("chunk %d of %d: %w", start+nf.Seq, len(chunks), err)
+		}
 		if err != nil {
 			return PPLResult{}, fmt.Errorf("chunks %d..%d: %w", start, start+len(batch)-1, err)
 		}

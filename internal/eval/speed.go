@@ -24,6 +24,27 @@ type SpeedOptions struct {
 	Progress func(done, total int)
 }
 
+// Validate checks the counts (named by the CLI flags); the prompt is checked by MeasureSpeed.
+func (o SpeedOptions) Validate() error {
+	if len(o.BatchSizes) == 0 {
+		return fmt.Errorf("--batch-sizes: give at least one batch size")
+	}
+	for _, b := range o.BatchSizes {
+		if b < 1 {
+			return fmt.Errorf("--batch-sizes: %d is not a positive batch size", b)
+		}
+	}
+	switch {
+	case o.NewTokens < 1:
+		return fmt.Errorf("--new-tokens %d: want at least 1", o.NewTokens)
+	case o.Runs < 1:
+		return fmt.Errorf("--runs %d: want at least 1", o.Runs)
+	case o.Warmup < 0:
+		return fmt.Errorf("--warmup %d: want 0 or more", o.Warmup)
+	}
+	return nil
+}
+
 // SpeedPoint is one batch size's measurement.
 type SpeedPoint struct {
 	BatchSize  int     `json:"batch_size"`
@@ -35,8 +56,11 @@ type SpeedPoint struct {
 
 // MeasureSpeed generates NewTokens tokens for each batch size and reports medians.
 func MeasureSpeed(r *model.Runner, opts SpeedOptions) ([]SpeedPoint, error) {
-	if opts.NewTokens < 1 || opts.Runs < 1 || len(opts.PromptIDs) == 0 {
-		return nil, fmt.Errorf("speed: need a prompt, --new-tokens ≥ 1 and --runs ≥ 1")
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("speed: %w", err)
+	}
+	if len(opts.PromptIDs) == 0 {
+		return nil, fmt.Errorf("speed: empty prompt")
 	}
 	total := len(opts.BatchSizes) * (opts.Runs + opts.Warmup)
 	done := 0

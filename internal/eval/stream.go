@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // Dataset layouts understood by BuildStream. They reproduce how the Shortened
@@ -58,7 +59,7 @@ func BuildStream(path, dataset string, tok Tokenizer) (*Stream, error) {
 	if err := checkDataset(dataset); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.DataLimit)
 	if err != nil {
 		return nil, fmt.Errorf("read data file: %w", err)
 	}

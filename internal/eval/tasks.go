@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // Task is one zero-shot task loaded from <data-dir>/<name>.jsonl.
@@ -96,7 +97,7 @@ func LoadTask(dataDir, task string, limit int) (*Task, error) {
 		return nil, fmt.Errorf("--limit %d: need 0 (all) or more", limit)
 	}
 	path := filepath.Join(dataDir, task+".jsonl")
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.DataLimit)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", task, err)
 	}

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -165,6 +166,17 @@ func runTask(lm LM, tok Tokenizer, t *Task, maxLen int, opts ZeroShotOptions) ([
 	return recs, nil
 }
 
+// locate maps the index of a sequence in the flattened requests to (item, choice).
+func locate(reqs [][]Request, seq int) (int, int) {
+	for d, rs := range reqs {
+		if seq < len(rs) {
+			return d, seq
+		}
+		seq -= len(rs)
+	}
+	return 0, 0
+}
+
 // scoreDocs runs several items' requests through lm in one call (every choice of an item
 // shares its context, and batching items fills the forward pass) and scores each item.
 func scoreDocs(lm LM, task string, docs []Doc, reqs [][]Request) ([]SampleRecord, error) {
@@ -175,6 +187,11 @@ func scoreDocs(lm LM, task string, docs []Doc, reqs [][]Request) ([]SampleRecord
 		}
 	}
 	scored, err := scoreChecked(lm, seqs)
+	var nf *NotFiniteError
+	if errors.As(err, &nf) {
+		d, c := locate(reqs, nf.Seq)
+		return nil, fmt.Errorf("task %s item %d choice %d: %w", task, docs[d].Index, c, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,12 +171,18 @@ func (c repoCache) link(commit, file, blob string) error {
 		return err
 	}
 	p := filepath.Join(dir, file)
-	os.Remove(p) // a dangling link from an earlier, cleaned-up blob
+	// Made under a temporary name and renamed over p: replaces a dangling link from an
+	// earlier, cleaned-up blob, and concurrent downloads never see p missing or fail on it.
+	tmp := fmt.Sprintf("%s.tmp-link-%x", p, rand.Uint64())
 	target := filepath.Join("..", "..", "blobs", blob)
-	if err := os.Symlink(target, p); err != nil {
-		if lerr := os.Link(filepath.Join(c.blobDir(), blob), p); lerr != nil {
+	if err := os.Symlink(target, tmp); err != nil {
+		if lerr := os.Link(filepath.Join(c.blobDir(), blob), tmp); lerr != nil {
 			return fmt.Errorf("linking %s: %w", p, err)
 		}
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("linking %s: %w", p, err)
 	}
 	return nil
 }

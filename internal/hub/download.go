@@ -2,8 +2,6 @@ package hub
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,7 +42,7 @@ func (c *client) revisionInfo(ctx context.Context) (commit string, files []strin
 	u := c.opts.Endpoint + "/api/models/" + c.ref.org + "/" + c.ref.name + "/revision/" + url.PathEscape(c.ref.revision)
 	var resp *http.Response
 	for attempt := 1; ; attempt++ {
-		resp, err = c.get(ctx, u, 0, "revision info")
+		resp, err = c.get(ctx, u, 0, "revision info", c.opts.ETagTimeout, "HF_HUB_ETAG_TIMEOUT")
 		if err == nil || !shouldRetry(ctx, err, attempt) {
 			break
 		}
@@ -71,22 +70,20 @@ func (c *client) revisionInfo(ctx context.Context) (commit string, files []strin
 }
 
 // get sends an authenticated GET, asking for bytes from offset on when offset > 0.
-// Any status but 200/206/416 becomes an error naming what was being fetched.
-func (c *client) get(ctx context.Context, u string, offset int64, what string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// Any status but 200/206/416 becomes an error naming what was being fetched. The response
+// must start within timeout, and its body may pause no longer than timeout between reads
+// (env names the variable that sets it).
+func (c *client) get(ctx context.Context, u string, offset int64, what string, timeout time.Duration, env string) (*http.Response, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, u, what)
 	if err != nil {
-		return nil, c.errorf("%s: %v", what, err)
-	}
-	req.Header.Set("User-Agent", "shortllm")
-	if c.opts.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+		return nil, err
 	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
-	resp, err := c.opts.HTTPClient.Do(req)
+	resp, err := c.do(c.opts.HTTPClient, req, timeout, env, what)
 	if err != nil {
-		return nil, &retryable{c.errorf("%s: %v", what, err)}
+		return nil, err
 	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
@@ -94,6 +91,75 @@ func (c *client) get(ctx context.Context, u string, offset int64, what string) (
 	}
 	resp.Body.Close()
 	return nil, c.statusError(what, resp)
+}
+
+func (c *client) newRequest(ctx context.Context, method, u, what string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, c.errorf("%s: %v", what, err)
+	}
+	req.Header.Set("User-Agent", "shortllm")
+	if c.opts.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	return req, nil
+}
+
+// do sends req and arms the timeout: for the response headers, then for every pause of
+// the body (a stalled server fails instead of hanging forever).
+func (c *client) do(cl *http.Client, req *http.Request, timeout time.Duration, env, what string) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	st := &stall{cancel: cancel}
+	st.timer = time.AfterFunc(timeout, st.fire)
+	resp, err := cl.Do(req.WithContext(ctx))
+	if err != nil {
+		st.timer.Stop()
+		cancel()
+		if st.fired.Load() {
+			return nil, c.errorf("%s: no response within %s (set %s to wait longer)", what, timeout, env)
+		}
+		return nil, &retryable{c.errorf("%s: %v", what, err)}
+	}
+	st.timer.Reset(timeout)
+	resp.Body = &idleBody{ReadCloser: resp.Body, st: st, timeout: timeout,
+		err: c.errorf("%s: no data for %s (set %s to wait longer)", what, timeout, env)}
+	return resp, nil
+}
+
+// stall cancels a request when its timer fires.
+type stall struct {
+	timer  *time.Timer
+	cancel context.CancelFunc
+	fired  atomic.Bool
+}
+
+func (s *stall) fire() {
+	s.fired.Store(true)
+	s.cancel()
+}
+
+// idleBody re-arms the stall timer after every read; a read cut short by it reports err.
+type idleBody struct {
+	io.ReadCloser
+	st      *stall
+	timeout time.Duration
+	err     error
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.st.fired.Load() {
+		return n, b.err
+	}
+	b.st.timer.Reset(b.timeout)
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.st.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.st.cancel()
+	return err
 }
 
 func (c *client) statusError(what string, resp *http.Response) error {
@@ -163,85 +229,6 @@ func (c *client) fetch(ctx context.Context, cache repoCache, commit, file string
 	return nil
 }
 
-// downloadBlob downloads one file into blobs/ and returns the blob's name. The
-// partial file is keyed by commit and file name, which pin its content, so an
-// interrupted download (this run or an earlier one) resumes where it stopped.
-func (c *client) downloadBlob(ctx context.Context, cache repoCache, commit, file string) (string, error) {
-	key := sha256.Sum256([]byte(commit + "/" + file))
-	partial := filepath.Join(cache.blobDir(), hex.EncodeToString(key[:])+".incomplete")
-	u := c.opts.Endpoint + "/" + c.ref.org + "/" + c.ref.name + "/resolve/" + commit + "/" + url.PathEscape(file)
-	for attempt := 1; ; attempt++ {
-		etag, err := c.fetchOnce(ctx, u, partial, file)
-		if err == nil {
-			return c.finishBlob(cache, partial, etag)
-		}
-		if !shouldRetry(ctx, err, attempt) {
-			return "", err
-		}
-	}
-}
-
-// fetchOnce appends the rest of the file to partial and returns its ETag.
-func (c *client) fetchOnce(ctx context.Context, u, partial, file string) (string, error) {
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return "", c.errorf("%s: %v", file, err)
-	}
-	defer f.Close()
-	off, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return "", c.errorf("%s: %v", file, err)
-	}
-	resp, err := c.get(ctx, u, off, file)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	off, done, err := c.startOffset(resp, f, off, file)
-	if err != nil || done {
-		return etagOf(resp), err
-	}
-	c.progress(file, off, resp)
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		return "", &retryable{c.errorf("%s: download interrupted after %s: %v", file, sizeOf(f), err)}
-	}
-	if err := f.Sync(); err != nil {
-		return "", c.errorf("%s: %v", file, err)
-	}
-	return etagOf(resp), nil
-}
-
-// startOffset checks how the server answered a (possibly ranged) request and
-// returns where its body starts in the file; done means the file was complete.
-func (c *client) startOffset(resp *http.Response, f *os.File, off int64, file string) (int64, bool, error) {
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		if strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes "+strconv.FormatInt(off, 10)+"-") {
-			return off, false, nil
-		}
-	case http.StatusRequestedRangeNotSatisfiable:
-		// An earlier run may have died between the last byte and the rename.
-		if resp.Header.Get("Content-Range") == "bytes */"+strconv.FormatInt(off, 10) {
-			return off, true, nil
-		}
-	case http.StatusOK:
-		if off == 0 {
-			return 0, false, nil
-		}
-	}
-	// The server ignored or refused the range: start over.
-	if err := f.Truncate(0); err != nil {
-		return 0, false, c.errorf("%s: %v", file, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, false, c.errorf("%s: %v", file, err)
-	}
-	if resp.StatusCode == http.StatusOK {
-		return 0, false, nil
-	}
-	return 0, false, &retryable{c.errorf("%s: unexpected HTTP %d to a range request", file, resp.StatusCode)}
-}
-
 func sizeOf(f *os.File) string {
 	st, err := f.Stat()
 	if err != nil {
@@ -300,33 +287,4 @@ func cleanETag(v string) string {
 		}
 	}
 	return v
-}
-
-// finishBlob renames the completed download to its blob name: the ETag, or the
-// content's sha256 when the server sent none.
-func (c *client) finishBlob(cache repoCache, partial, etag string) (string, error) {
-	if etag == "" {
-		sum, err := sha256File(partial)
-		if err != nil {
-			return "", c.errorf("%v", err)
-		}
-		etag = sum
-	}
-	if err := os.Rename(partial, filepath.Join(cache.blobDir(), etag)); err != nil {
-		return "", c.errorf("%v", err)
-	}
-	return etag, nil
-}
-
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

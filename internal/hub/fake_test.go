@@ -25,6 +25,12 @@ type fakeHub struct {
 	lfs       map[string]bool              // files served through the redirect
 	token     string                       // when set, required
 	cutOnce   map[string]bool              // files whose first download dies halfway
+	// Misbehaviours of issue 13 (all keyed by file name):
+	ignoreRange map[string]bool   // answer a Range request with 200 and the whole file
+	shortOnce   map[string]bool   // first GET: 200, no Content-Length, half the file, clean end
+	stall       map[string]string // "HEAD" or "GET": send nothing until the client gives up
+	constETag   string            // every non-LFS file gets this ETag
+	cdn         string            // LFS redirects go to this origin (default: the same server)
 
 	mu   sync.Mutex
 	reqs []recorded
@@ -35,7 +41,8 @@ type recorded struct{ path, rangeHdr, auth string }
 
 func newFakeHub(t *testing.T, commits map[string]map[string][]byte, refs map[string]string) *fakeHub {
 	h := &fakeHub{org: "acme", name: "tiny", refs: refs, files: commits,
-		lfs: map[string]bool{}, cutOnce: map[string]bool{}}
+		lfs: map[string]bool{}, cutOnce: map[string]bool{}, ignoreRange: map[string]bool{},
+		shortOnce: map[string]bool{}, stall: map[string]string{}}
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.srv.Close)
 	return h
@@ -102,13 +109,28 @@ func (h *fakeHub) serveFile(w http.ResponseWriter, r *http.Request, rest string,
 		http.Error(w, "Entry not found", http.StatusNotFound)
 		return
 	}
+	if h.stall[file] == r.Method {
+		<-r.Context().Done() // the client's timeout ends it
+		return
+	}
 	if h.lfs[file] && !cdn {
 		sum := sha256.Sum256(data)
 		w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
-		http.Redirect(w, r, "/cdn/"+rest, http.StatusFound)
+		w.Header().Set("X-Linked-Size", fmt.Sprint(len(data)))
+		http.Redirect(w, r, h.cdn+"/cdn/"+rest, http.StatusFound)
 		return
 	}
-	if h.takeCut(commit + "/" + file) {
+	if r.Method == http.MethodGet && h.take(h.shortOnce, file) {
+		w.WriteHeader(http.StatusOK) // no Content-Length: chunked, ends cleanly after half
+		w.Write(data[:len(data)/2])
+		return
+	}
+	if r.Method == http.MethodGet && h.ignoreRange[file] && r.Header.Get("Range") != "" {
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		w.Write(data)
+		return
+	}
+	if r.Method == http.MethodGet && h.takeCut(commit+"/"+file) {
 		// Promise the whole file, send half, then drop the connection.
 		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 		w.Write(data[:len(data)/2])
@@ -118,10 +140,23 @@ func (h *fakeHub) serveFile(w http.ResponseWriter, r *http.Request, rest string,
 	if !cdn {
 		sum := sha1.Sum(data)
 		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+		if h.constETag != "" {
+			w.Header().Set("ETag", `"`+h.constETag+`"`)
+		}
 	} else {
 		w.Header().Set("ETag", `"cdn-etag-that-must-not-be-used"`)
 	}
 	http.ServeContent(w, r, file, time.Time{}, bytes.NewReader(data))
+}
+
+func (h *fakeHub) take(m map[string]bool, file string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m[file] {
+		m[file] = false
+		return true
+	}
+	return false
 }
 
 func (h *fakeHub) takeCut(key string) bool {

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultEndpoint is the Hugging Face Hub.
@@ -29,7 +32,16 @@ type Options struct {
 	Offline    bool         // never touch the network
 	HTTPClient *http.Client // nil means http.DefaultClient
 	Progress   io.Writer    // optional download progress lines
+	// ETagTimeout bounds each metadata request (revision info, HEAD of a file);
+	// DownloadTimeout bounds the wait for a download's response and every pause between
+	// bytes of its body. 0 means DefaultTimeout. Their environment variables are
+	// huggingface_hub's: HF_HUB_ETAG_TIMEOUT and HF_HUB_DOWNLOAD_TIMEOUT (seconds).
+	ETagTimeout, DownloadTimeout time.Duration
 }
+
+// DefaultTimeout is huggingface_hub's default for both HF_HUB_ETAG_TIMEOUT and
+// HF_HUB_DOWNLOAD_TIMEOUT.
+const DefaultTimeout = 10 * time.Second
 
 // OptionsFromEnv reads the variables huggingface_hub honours: HF_HUB_CACHE,
 // HF_HOME, XDG_CACHE_HOME, HF_ENDPOINT, HF_TOKEN (falling back to the token file
@@ -40,7 +52,19 @@ func OptionsFromEnv() Options {
 		Endpoint: endpointFromEnv(),
 		Token:    tokenFromEnv(),
 		Offline:  envTrue(os.Getenv("HF_HUB_OFFLINE")),
+		// Read like huggingface_hub's int(os.environ.get(...)); a value that is not a
+		// positive number of seconds keeps the default.
+		ETagTimeout:     envSeconds("HF_HUB_ETAG_TIMEOUT"),
+		DownloadTimeout: envSeconds("HF_HUB_DOWNLOAD_TIMEOUT"),
 	}
+}
+
+func envSeconds(name string) time.Duration {
+	v, err := strconv.ParseFloat(strings.TrimSpace(os.Getenv(name)), 64)
+	if err != nil || !(v > 0) || v > 1e6 {
+		return 0
+	}
+	return time.Duration(v * float64(time.Second))
 }
 
 func (o Options) withDefaults() Options {
@@ -54,7 +78,38 @@ func (o Options) withDefaults() Options {
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
 	}
+	// A copy, so the caller's client keeps its own redirect policy.
+	cl := *o.HTTPClient
+	cl.CheckRedirect = dropTokenAcrossOrigins
+	o.HTTPClient = &cl
+	if o.ETagTimeout <= 0 {
+		o.ETagTimeout = DefaultTimeout
+	}
+	if o.DownloadTimeout <= 0 {
+		o.DownloadTimeout = DefaultTimeout
+	}
 	return o
+}
+
+// dropTokenAcrossOrigins removes the bearer token from a redirect to another origin (scheme,
+// host or port): net/http keeps it for the same host on another port and for subdomains,
+// but an LFS CDN or any other server must never see it.
+func dropTokenAcrossOrigins(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if origin(req.URL) != origin(via[0].URL) {
+		req.Header.Del("Authorization")
+	}
+	return nil
+}
+
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }
 
 func hfHome() string {

@@ -34,6 +34,12 @@ func IsHubID(s string) bool {
 	return err == nil
 }
 
+// CheckID says why s is not a Hugging Face id (org/name[@revision]); nil when it is one.
+func CheckID(s string) error {
+	_, err := parseRef(s)
+	return err
+}
+
 func parseRef(s string) (repoRef, error) {
 	id, rev, hasRev := strings.Cut(s, "@")
 	org, name, ok := strings.Cut(id, "/")

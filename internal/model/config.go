@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // ErrConfig marks a config.json that cannot describe a LLaMA-family model.
@@ -72,7 +73,7 @@ var knownKeys = []string{
 
 // LoadConfig reads and validates dir/config.json (or a config file path).
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}

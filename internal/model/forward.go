@@ -65,6 +65,26 @@ type KVCache struct {
 }
 
 // Forward runs the model on token ids [B, T] (int32).
+// CheckSkipBlocks refuses skipped blocks the model does not have (Forward would silently
+// ignore them), a block listed twice, and skipping every block.
+func CheckSkipBlocks(cfg *Config, skip []int) error {
+	L := cfg.NumHiddenLayers
+	seen := map[int]bool{}
+	for _, b := range skip {
+		switch {
+		case b < 0 || b >= L:
+			return fmt.Errorf("--skip-blocks: block %d is outside 0..%d (the model has %d blocks)", b, L-1, L)
+		case seen[b]:
+			return fmt.Errorf("--skip-blocks: block %d is listed twice", b)
+		}
+		seen[b] = true
+	}
+	if L > 0 && len(seen) == L {
+		return fmt.Errorf("--skip-blocks: all %d blocks are skipped", L)
+	}
+	return nil
+}
+
 func Forward(cfg *Config, p Params, ids *Node, opts ForwardOptions) ForwardResult {
 	var h *Node
 	if opts.InputHidden != nil {

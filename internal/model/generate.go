@@ -30,9 +30,27 @@ type GenerateOptions struct {
 	OnToken func(id int)
 }
 
+// Validate refuses settings that cannot sample (named by their CLI flags).
+func (o GenerateOptions) Validate() error {
+	switch {
+	case o.MaxNewTokens < 1:
+		return fmt.Errorf("--max-new-tokens %d: want at least 1", o.MaxNewTokens)
+	case o.Temperature < 0 || math.IsNaN(o.Temperature) || math.IsInf(o.Temperature, 0):
+		return fmt.Errorf("--temperature %g: want 0 (greedy) or a positive number", o.Temperature)
+	case !(o.TopP >= 0 && o.TopP <= 1):
+		return fmt.Errorf("--top-p %g: want a probability mass in (0, 1]", o.TopP)
+	case o.TopK < 0:
+		return fmt.Errorf("--top-k %d: want 0 (all) or more", o.TopK)
+	}
+	return nil
+}
+
 // Generate continues each prompt (all of the same length) and returns the generated ids per
 // row. Keys and values are cached: the prompt runs once, then one token per step.
 func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
 	if len(prompts) == 0 || len(prompts[0]) == 0 {
 		return nil, fmt.Errorf("generate: empty prompt")
 	}

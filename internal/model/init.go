@@ -17,6 +17,9 @@ func Init(cfg *Config, seed uint64, std float64, dt dtypes.DType) (*Model, error
 	if dt == dtypes.InvalidDType {
 		dt = dtypes.Float32
 	}
+	if err := CheckMemory(cfg, dt.Size(), "init"); err != nil {
+		return nil, err
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x1a17))
 	m := &Model{Config: cfg, Weights: map[string]*tensors.Tensor{}, StoredDTypes: map[string]safetensors.DType{}}
 	want := cfg.ExpectedShapes()

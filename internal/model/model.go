@@ -134,6 +134,9 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 	if dt == dtypes.InvalidDType {
 		dt = dtypes.Float32
 	}
+	if err := CheckMemory(cfg, dt.Size(), "load "+dir); err != nil {
+		return nil, err
+	}
 	m := &Model{Dir: dir, Config: cfg, Weights: map[string]*tensors.Tensor{},
 		StoredDTypes: map[string]safetensors.DType{}, Sharded: ckpt.Sharded()}
 	if err := m.checkNames(ckpt); err != nil {

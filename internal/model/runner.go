@@ -110,6 +110,9 @@ func (r *Runner) checkIDs(rows [][]int, targets int) error {
 
 // Logits runs equal-length rows [B][T] and returns float32 logits [B, T, V] flattened.
 func (r *Runner) Logits(rows [][]int, skip []int) ([]float32, error) {
+	if err := CheckSkipBlocks(r.Model.Config, skip); err != nil {
+		return nil, err
+	}
 	if err := r.checkIDs(rows, 0); err != nil {
 		return nil, err
 	}
@@ -137,6 +140,9 @@ type Scores struct {
 // Score scores sequences of any lengths (≥ 2). Rows are right-padded to a common length:
 // causal attention never lets a real token see the padding after it, so padding changes nothing.
 func (r *Runner) Score(seqs [][]int, skip []int) ([]Scores, error) {
+	if err := CheckSkipBlocks(r.Model.Config, skip); err != nil {
+		return nil, err
+	}
 	if err := r.checkIDs(seqs, 1); err != nil {
 		return nil, err
 	}

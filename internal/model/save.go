@@ -11,6 +11,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -28,35 +30,39 @@ type SaveOptions struct {
 	// MaxShardSize splits the weights into shards of at most this many bytes; 0 keeps the
 	// source's style (sharded sources keep their shard size, single files stay single).
 	MaxShardSize int64
-	// Force replaces an existing output directory.
+	// Force replaces an existing output directory that shortllm wrote (see internal/outdir).
 	Force bool
+	// Inputs are paths the output must not overlap besides the model's own directory (an
+	// adapter, data files).
+	Inputs []string
 	// Extra files to write into the directory (name → contents), e.g. a provenance record.
 	Extra map[string][]byte
 }
 
-// Save writes the model as a Hugging Face directory. Everything is written into a temporary
-// directory beside dir and renamed into place, so a failure never leaves a half-written dir.
-func (m *Model) Save(dir string, opts SaveOptions) (err error) {
-	if _, err := os.Stat(dir); err == nil && !opts.Force {
-		return fmt.Errorf("save %s: directory exists (use --force to replace it)", dir)
-	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("save %s: %w", dir, err)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+// Save writes the model as a Hugging Face directory under shortllm's output rule
+// (internal/outdir): dir must not overlap the model's own directory or opts.Inputs, an
+// existing dir is replaced only with Force and only if shortllm wrote it, and the files are
+// written into a temporary directory beside dir, fsynced and renamed into place.
+func (m *Model) Save(dir string, opts SaveOptions) error {
+	d, err := outdir.Begin(dir, outdir.Options{Inputs: append([]string{m.Dir}, opts.Inputs...), Force: opts.Force})
 	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	defer d.Close()
+	if err := m.WriteDir(d.Path(), opts); err != nil {
 		return fmt.Errorf("save %s: %w", dir, err)
 	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := m.writeInto(tmp, opts); err != nil {
-		return fmt.Errorf("save %s: %w", dir, err)
+	return d.Commit()
+}
+
+// WriteDir writes the model's files (config, weights, tokenizer files, opts.Extra) into dir,
+// creating it if needed. It is for directories that are already staged, such as an
+// outdir.Dir's Path or a subdirectory of one; Save is the complete, safe write.
+func (m *Model) WriteDir(dir string, opts SaveOptions) error {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
 	}
-	return replaceDir(tmp, dir)
+	return m.writeInto(dir, opts)
 }
 
 func (m *Model) writeInto(dir string, opts SaveOptions) error {
@@ -147,7 +153,7 @@ func copyAux(src, dst string) error {
 }
 
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := inputfile.Open(src)
 	if err != nil {
 		return err
 	}
@@ -161,28 +167,6 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// replaceDir moves tmp to dir; an existing dir is moved aside first and removed only after
-// the new one is in place.
-func replaceDir(tmp, dir string) error {
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("save %s: %w", dir, err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		return fmt.Errorf("save %s: %w", dir, err)
-	}
-	if old != "" {
-		return os.RemoveAll(old)
-	}
-	return nil
 }
 
 // encodeTensor returns w's bytes in dtype dt, reading the tensor's storage in place: a copy of

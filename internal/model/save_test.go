@@ -147,8 +147,8 @@ func TestSave_RefusesExistingWithoutForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Save(dir, SaveOptions{}); err == nil || !strings.Contains(err.Error(), "exists") {
-		t.Fatalf("want an 'exists' error, got %v", err)
+	if err := m.Save(dir, SaveOptions{Force: true}); err == nil || !strings.Contains(err.Error(), "is the input") {
+		t.Fatalf("want an 'is the input' error, got %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "o")
 	if err := m.Save(out, SaveOptions{DType: safetensors.BF16}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
 )
@@ -149,10 +151,16 @@ var unknownField = regexp.MustCompile(`field (\S+) not found`)
 // relative paths in the file are taken relative to the file, so a config travels with its
 // data.
 func LoadConfigFile(path string, c *Config) error {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.ConfigLimit)
 	if err != nil {
 		return fmt.Errorf("--config: %w", err)
 	}
+	return ParseConfig(data, path, c)
+}
+
+// ParseConfig reads pipeline.yaml bytes (named path in errors; relative paths resolve
+// against path's directory) over c.
+func ParseConfig(data []byte, path string, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var fromFile Config
@@ -390,20 +398,35 @@ func (c *Config) checkData(p *plan) error {
 	return nil
 }
 
+// checkNumbers range-checks every numeric setting at load, before the first stage: a bad
+// zero-shot limit must not surface after hours of scoring and retraining.
 func (c *Config) checkNumbers() error {
 	for _, v := range []struct {
 		flag string
 		n    int
-	}{{"--seq-len", c.SeqLen}, {"--batch-size", c.BatchSize}, {"--micro-batch-size", c.MicroBatchSize}, {"--lora-r", c.LoRARank}} {
-		if v.n <= 0 {
-			return fmt.Errorf("%s %d: must be positive", v.flag, v.n)
+		min  int
+	}{
+		{"seq-len", c.SeqLen, 2}, {"batch-size", c.BatchSize, 1}, {"micro-batch-size", c.MicroBatchSize, 1},
+		{"lora-r", c.LoRARank, 1}, {"calib-samples", c.CalibSamples, 0}, {"keep-first", c.KeepFirst, 0},
+		{"keep-last", c.KeepLast, 0}, {"retrain-steps", c.RetrainSteps, 0}, {"warmup-steps", c.WarmupSteps, 0},
+		{"limit", c.Limit, 0}, {"max-chunks", c.MaxChunks, 0}, {"speed-prompt-len", c.SpeedPromptLen, 1},
+		{"speed-new-tokens", c.SpeedNewTokens, 1}, {"speed-runs", c.SpeedRuns, 1}, {"speed-warmup", c.SpeedWarmup, 0},
+	} {
+		if v.n < v.min {
+			return fmt.Errorf("%s %d: want at least %d", v.flag, v.n, v.min)
 		}
 	}
-	if c.RetrainSteps <= 0 && c.MaxTokens <= 0 {
-		return fmt.Errorf("--retrain-steps or --max-tokens must be positive")
+	if c.MaxTokens < 0 {
+		return fmt.Errorf("max-tokens %d: want 0 or more", c.MaxTokens)
 	}
-	if c.LR <= 0 {
-		return fmt.Errorf("--lr %g: must be positive", c.LR)
+	if c.RetrainSteps <= 0 && c.MaxTokens <= 0 {
+		return fmt.Errorf("retrain-steps or max-tokens must be positive")
+	}
+	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
+		return fmt.Errorf("lr %g: want a positive number", c.LR)
+	}
+	if c.BatchSize%c.MicroBatchSize != 0 {
+		return fmt.Errorf("batch-size %d is not a multiple of micro-batch-size %d", c.BatchSize, c.MicroBatchSize)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -10,8 +11,18 @@ import (
 	"github.com/shortllm/shortllm/internal/prune"
 )
 
-// Render builds the report of runDir and writes report.json, report.md and plots/*.png.
+// Render builds the report of runDir and writes report.json, report.md and plots/*.png,
+// holding the run directory's lock (a running pipeline or another report makes it fail at
+// once).
 func Render(runDir string) (*Report, error) {
+	if st, err := os.Stat(runDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("report %s: not a pipeline run directory", runDir)
+	}
+	lock, err := lockRunDir(runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	rep, err := Build(runDir)
 	if err != nil {
 		return nil, err

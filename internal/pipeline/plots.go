@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,27 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/shortllm/shortllm/internal/atomicfile"
+	"github.com/shortllm/shortllm/internal/outdir"
 )
+
+// savePlot renders a PNG in memory and writes it atomically (a kill never leaves half an
+// image).
+func savePlot(p *plot.Plot, path string) error {
+	w, err := p.WriterTo(7*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return err
+	}
+	if err := outdir.CleanStale(path); err != nil {
+		return err
+	}
+	return atomicfile.Write(path, buf.Bytes())
+}
 
 // writePlots draws the report's figures into runDir/plots and returns their paths relative
 // to runDir: block scores per criterion, PPL vs pruning ratio per criterion and retraining
@@ -24,7 +45,7 @@ func writePlots(runDir string, rep *Report) ([]string, error) {
 	var out []string
 	save := func(p *plot.Plot, name string) error {
 		rel := filepath.Join("plots", name)
-		if err := p.Save(7*vg.Inch, 4*vg.Inch, filepath.Join(runDir, rel)); err != nil {
+		if err := savePlot(p, filepath.Join(runDir, rel)); err != nil {
 			return fmt.Errorf("plot %s: %w", rel, err)
 		}
 		out = append(out, rel)

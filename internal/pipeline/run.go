@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
 )
@@ -100,9 +101,17 @@ func Run(cfg Config, env Env) (*Manifest, *Log, error) {
 	if r.notices == nil {
 		r.notices = io.Discard
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	if err := outdir.CheckInputs(cfg.Out, outdir.Options{Inputs: cfg.inputs(p)}); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o777); err != nil {
 		return nil, nil, fmt.Errorf("--out: %w", err)
 	}
+	lock, err := lockRunDir(cfg.Out)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer lock.Release()
 	if r.modelDigest, err = modelDigest(cfg.Model); err != nil {
 		return nil, nil, err
 	}
@@ -111,6 +120,32 @@ func Run(cfg Config, env Env) (*Manifest, *Log, error) {
 		return nil, nil, err
 	}
 	return man, &r.log, nil
+}
+
+// lockRunDir takes the run directory's lock (see internal/outdir) and removes the
+// temporaries a killed run left for the files kept at its top level.
+func lockRunDir(dir string) (*outdir.Lock, error) {
+	lock, err := outdir.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("run directory %s: %w", dir, err)
+	}
+	for _, f := range []string{ManifestFile, "report.json", "report.md"} {
+		if err := outdir.CleanStale(filepath.Join(dir, f)); err != nil {
+			lock.Release()
+			return nil, fmt.Errorf("run directory %s: %w", dir, err)
+		}
+	}
+	return lock, nil
+}
+
+// inputs are the files and directories the run reads; the run directory must not overlap
+// any of them.
+func (c *Config) inputs(p *plan) []string {
+	in := []string{c.Model, c.Calib, c.LoRAData, c.CPTData, c.EvalZeroShot}
+	for _, s := range p.ppl {
+		in = append(in, s.Path)
+	}
+	return in
 }
 
 // stages runs score → prune → retrain → eval → speed, writing run.json first so that a
@@ -264,6 +299,9 @@ func (r *runner) prune(criterion string, ratio float64, dir string) error {
 		return err
 	}
 	if err := sf.Check(m.Config, path); err != nil {
+		return err
+	}
+	if err := sf.CheckWeights(m.Dir, path); err != nil {
 		return err
 	}
 	plan, err := prune.Select(m.Config, prune.Selection{Ratio: ratio, Policy: r.policy()}, prune.StaticRanker(sf))

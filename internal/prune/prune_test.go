@@ -17,6 +17,7 @@ import (
 
 	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/safetensors"
 	"github.com/shortllm/shortllm/internal/testutil"
 )
@@ -284,15 +285,22 @@ func TestCheckOut_RefusesDangerousOutputs(t *testing.T) {
 	root := t.TempDir()
 	src := filepath.Join(root, "model")
 	existing := filepath.Join(root, "existing")
-	for _, d := range []string{src, existing} {
+	user := filepath.Join(root, "user")
+	for _, d := range []string{src, existing, user} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := os.WriteFile(filepath.Join(existing, outdir.Marker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(user, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]string{
-		src:                            "is the input model directory",
-		filepath.Join(src, "pruned"):   "inside the input model directory",
-		root:                           "contains the input model",
+		src:                            "is the input",
+		filepath.Join(src, "pruned"):   "lies inside the input",
+		root:                           "contains the input",
 		existing:                       "exists (use --force",
 		filepath.Join(src, "..", "ok"): "",
 	}
@@ -307,6 +315,9 @@ func TestCheckOut_RefusesDangerousOutputs(t *testing.T) {
 	}
 	if err := CheckOut(src, root, true); err == nil {
 		t.Error("--force allowed replacing a directory that holds the input")
+	}
+	if err := CheckOut(src, user, true); err == nil || !strings.Contains(err.Error(), "not written by shortllm") {
+		t.Errorf("--force on a user's folder: %v", err)
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/score"
 )
@@ -19,6 +19,7 @@ import (
 type ScoreFile struct {
 	Model       string          `json:"model"`
 	ConfigHash  string          `json:"config_hash"`
+	Weights     string          `json:"weights_digest,omitempty"`
 	NumLayers   int             `json:"num_layers"`
 	Criterion   string          `json:"criterion"`
 	Scores      []*float64      `json:"scores"`
@@ -30,7 +31,7 @@ type ScoreFile struct {
 // ReadScores reads a score file: one result object or a list of them (several criteria).
 // It also returns the file's sha256, recorded so a pruned model names the exact scores used.
 func ReadScores(path string) ([]ScoreFile, string, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.ResultLimit)
 	if err != nil {
 		return nil, "", fmt.Errorf("--scores: %w", err)
 	}
@@ -89,6 +90,23 @@ func (s *ScoreFile) Check(cfg *model.Config, path string) error {
 	}
 	if span := s.span(); span > 1 {
 		return fmt.Errorf("--scores %s: %s scores with span %d rank runs of %d blocks, not single blocks; remove a run with --blocks", path, s.Criterion, span, span)
+	}
+	return nil
+}
+
+// CheckWeights refuses scores computed for other weights than the ones in dir (same config,
+// other training). Files written before the digest existed carry none and pass.
+func (s *ScoreFile) CheckWeights(dir, path string) error {
+	if s.Weights == "" || dir == "" {
+		return nil
+	}
+	d, err := model.WeightsDigest(dir)
+	if err != nil {
+		return err
+	}
+	if d != s.Weights {
+		return fmt.Errorf("--scores %s: computed for other weights (weights_digest %.12s…, this model %.12s…): the config matches but the checkpoint differs (%s)",
+			path, s.Weights, d, s.Model)
 	}
 	return nil
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -53,6 +53,8 @@ type WriteOptions struct {
 	DType        safetensors.DType // empty keeps each tensor's stored dtype
 	MaxShardSize int64             // 0 keeps the source's sharding style
 	Force        bool
+	// Stage, if set, is the output already begun with outdir.Begin (Out must be its path).
+	Stage        *outdir.Dir
 	ToolVersion  string
 	ScoresFile   string
 	ScoresSHA256 string
@@ -60,56 +62,26 @@ type WriteOptions struct {
 	PlanSHA256   string
 }
 
-// CheckOut refuses output directories that would corrupt the input or an existing directory:
-// the out dir is replaced by a rename, so it must neither be, contain, nor sit inside the
-// source model.
+// CheckOut applies shortllm's output rule (internal/outdir) to a pruned model's --out: it
+// must neither be, contain, nor sit inside the source model, and an existing out is replaced
+// only with force and only when shortllm wrote it.
 func CheckOut(src, out string, force bool) error {
-	if out == "" {
-		return fmt.Errorf("--out is required")
-	}
-	s, o, err := absPath(src), absPath(out), error(nil)
-	switch {
-	case s == o:
-		err = fmt.Errorf("--out %s is the input model directory", out)
-	case within(o, s):
-		err = fmt.Errorf("--out %s is inside the input model directory %s", out, src)
-	case within(s, o):
-		err = fmt.Errorf("--out %s contains the input model %s; replacing it would delete the input", out, src)
-	}
-	if err != nil {
-		return err
-	}
-	if _, statErr := os.Stat(out); statErr == nil && !force {
-		return fmt.Errorf("--out %s exists (use --force to replace it)", out)
-	}
-	return nil
-}
-
-// absPath resolves symlinks where the path exists, so a link cannot hide that out is in src.
-func absPath(p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		return filepath.Clean(p)
-	}
-	if r, err := filepath.EvalSymlinks(a); err == nil {
-		return r
-	}
-	if r, err := filepath.EvalSymlinks(filepath.Dir(a)); err == nil {
-		return filepath.Join(r, filepath.Base(a))
-	}
-	return a
-}
-
-func within(p, dir string) bool {
-	rel, err := filepath.Rel(dir, p)
-	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	return outdir.Check(out, outdir.Options{Inputs: []string{src}, Force: force})
 }
 
 // Write saves m without plan.Remove to opts.Out with its provenance record. m is not changed.
+// With opts.Stage (begun by the caller before its long work, so that a bad or busy --out
+// fails first) the model is written into it and committed; otherwise Write begins the output
+// itself.
 func Write(m *model.Model, plan *Plan, opts WriteOptions) (*Record, error) {
-	if err := CheckOut(m.Dir, opts.Out, opts.Force); err != nil {
-		return nil, err
+	d := opts.Stage
+	if d == nil {
+		var err error
+		if d, err = outdir.Begin(opts.Out, outdir.Options{Inputs: []string{m.Dir}, Force: opts.Force}); err != nil {
+			return nil, err
+		}
 	}
+	defer d.Close()
 	pruned, cut, err := Apply(m, plan.Remove)
 	if err != nil {
 		return nil, err
@@ -120,12 +92,12 @@ func Write(m *model.Model, plan *Plan, opts WriteOptions) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = pruned.Save(opts.Out, model.SaveOptions{DType: opts.DType, MaxShardSize: opts.MaxShardSize,
-		Force: opts.Force, Extra: map[string][]byte{RecordFile: append(data, '\n')}})
+	err = pruned.WriteDir(d.Path(), model.SaveOptions{DType: opts.DType, MaxShardSize: opts.MaxShardSize,
+		Extra: map[string][]byte{RecordFile: append(data, '\n')}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("save %s: %w", opts.Out, err)
 	}
-	return rec, nil
+	return rec, d.Commit()
 }
 
 func newRecord(src, pruned *model.Model, plan *Plan, opts WriteOptions) *Record {

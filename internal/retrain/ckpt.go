@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/shortllm/shortllm/internal/atomicfile"
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -90,11 +92,15 @@ func (t *Trainer) fingerprint(d *Dataset) string {
 // kill -9 at any moment leaves LATEST naming a complete checkpoint.
 func (t *Trainer) saveCheckpoint(d *Dataset) (err error) {
 	dir := t.o.CheckpointDir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	tmp, err := os.MkdirTemp(dir, ".tmp-")
-	if err != nil {
+	if err := cleanCheckpointTemps(dir); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	name := fmt.Sprintf("step-%08d", t.st.step)
+	tmp := filepath.Join(dir, ".tmp-"+name)
+	if err := os.Mkdir(tmp, 0o777); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	defer func() {
@@ -105,9 +111,11 @@ func (t *Trainer) saveCheckpoint(d *Dataset) (err error) {
 	if err := t.writeState(tmp, d); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	name := fmt.Sprintf("step-%08d", t.st.step)
 	os.RemoveAll(filepath.Join(dir, name)) // a leftover of a run killed before LATEST moved
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if err := writeFileAtomic(filepath.Join(dir, latestFile), []byte(name+"\n")); err != nil {
@@ -117,6 +125,19 @@ func (t *Trainer) saveCheckpoint(d *Dataset) (err error) {
 }
 
 func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }
+
+// cleanCheckpointTemps removes what a run killed while saving left: .tmp-step-* directories
+// and temporaries of LATEST.
+func cleanCheckpointTemps(dir string) error {
+	temps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	more, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix(latestFile)+"*"))
+	for _, p := range append(temps, more...) {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func removeOtherSteps(dir, keep string) error {
 	old, _ := filepath.Glob(filepath.Join(dir, "step-*"))
@@ -130,15 +151,21 @@ func removeOtherSteps(dir, keep string) error {
 	return nil
 }
 
-// latest returns the directory of the newest complete checkpoint under dir.
+// latest returns the directory of the newest complete checkpoint under dir. A LATEST that
+// names no step directory is an error (ErrCheckpoint), never a silent fresh start.
 func latest(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, latestFile))
+	path := filepath.Join(dir, latestFile)
+	b, err := inputfile.Read(path, inputfile.ConfigLimit)
 	if err != nil {
 		return "", err
 	}
 	name := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(name, "step-") || strings.ContainsAny(name, `/\`) {
-		return "", fmt.Errorf("%s names %q: %w", latestFile, name, ErrCheckpoint)
+	var step int
+	if _, serr := fmt.Sscanf(name, "step-%d", &step); serr != nil || step < 0 || name != fmt.Sprintf("step-%08d", step) {
+		return "", fmt.Errorf("%s names %.40q, not a step-N directory (corrupt checkpoint; remove %s to start over): %w", path, name, dir, ErrCheckpoint)
+	}
+	if st, err := os.Stat(filepath.Join(dir, name)); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("%s names %s, which is missing (corrupt checkpoint; remove %s to start over): %w", path, name, dir, ErrCheckpoint)
 	}
 	return filepath.Join(dir, name), nil
 }
@@ -164,22 +191,7 @@ func (t *Trainer) writeState(dir string, d *Dataset) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, stateFile), js, 0o644)
-}
-
-// swapDir renames tmp to dir, replacing dir; a crash in between leaves tmp and the old dir
-// (never a half-written dir under the final name).
-func swapDir(tmp, dir string) error {
-	old := tmp + ".old"
-	if _, err := os.Stat(dir); err == nil {
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	return os.RemoveAll(old)
+	return atomicfile.Write(filepath.Join(dir, stateFile), js)
 }
 
 // resume loads CheckpointDir after checking it belongs to this model and run.
@@ -188,12 +200,15 @@ func (t *Trainer) resume(d *Dataset) error {
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", t.o.CheckpointDir, err)
 	}
-	js, err := os.ReadFile(filepath.Join(dir, stateFile))
+	js, err := inputfile.Read(filepath.Join(dir, stateFile), inputfile.ConfigLimit)
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", dir, err)
 	}
 	var sj stateJSON
 	if err := json.Unmarshal(js, &sj); err != nil {
+		return fmt.Errorf("resume %s: %v: %w", filepath.Join(dir, stateFile), err, ErrCheckpoint)
+	}
+	if err := sj.check(t.plan.total()); err != nil {
 		return fmt.Errorf("resume %s: %v: %w", filepath.Join(dir, stateFile), err, ErrCheckpoint)
 	}
 	if sj.ConfigHash != t.cfg.Hash() {
@@ -256,8 +271,27 @@ func cloneAll(ts []*tensors.Tensor) []*tensors.Tensor {
 	return out
 }
 
-// HasCheckpoint reports whether dir holds a checkpoint.
-func HasCheckpoint(dir string) bool {
+// check rejects a state.json that cannot belong to a run of total updates.
+func (sj *stateJSON) check(total int) error {
+	switch {
+	case sj.Step < 0 || sj.Step > total:
+		return fmt.Errorf("step %d outside [0, %d]", sj.Step, total)
+	case len(sj.Log) != sj.Step:
+		return fmt.Errorf("log has %d entries for step %d", len(sj.Log), sj.Step)
+	case sj.BestStep < 0 || sj.BestStep > sj.Step:
+		return fmt.Errorf("best_step %d outside [0, %d]", sj.BestStep, sj.Step)
+	case math.IsNaN(sj.BestLoss) || math.IsInf(sj.BestLoss, 0):
+		return fmt.Errorf("best_loss is not a number")
+	}
+	return nil
+}
+
+// HasCheckpoint reports whether dir holds a checkpoint: false when there is no LATEST file
+// (nothing was saved yet), an error when LATEST is there but broken.
+func HasCheckpoint(dir string) (bool, error) {
 	_, err := latest(dir)
-	return err == nil
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -10,10 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
@@ -42,6 +43,8 @@ type Dataset struct {
 	Examples []Example
 	// Ordered is true for pre-tokenised batches, which are taken in file order (no shuffle).
 	Ordered bool
+	// Skipped counts examples dropped because they have no label token.
+	Skipped int
 }
 
 // DataOptions control how a file becomes examples.
@@ -71,7 +74,7 @@ func AlpacaPrompt(r Instruction) string {
 // instructions; .json is an instruction array, or pre-tokenised when it holds input_ids.
 // Text and instructions need tok.
 func LoadDataset(path string, tok *tokenizer.Tokenizer, o DataOptions) (*Dataset, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.DataLimit)
 	if err != nil {
 		return nil, fmt.Errorf("data %s: %w", path, err)
 	}
@@ -82,7 +85,36 @@ func LoadDataset(path string, tok *tokenizer.Tokenizer, o DataOptions) (*Dataset
 	if len(ds.Examples) == 0 {
 		return nil, fmt.Errorf("data %s: no training examples (%s data): %w", path, ds.Kind, ErrData)
 	}
+	n := len(ds.Examples)
+	ds.Examples, ds.Skipped = dropUnlabelled(ds.Examples)
+	if len(ds.Examples) == 0 {
+		return nil, fmt.Errorf("data %s: none of the %d examples has a label token (is every prompt longer than --seq-len %d?): %w",
+			path, n, o.SeqLen, ErrData)
+	}
 	return ds, nil
+}
+
+// dropUnlabelled removes examples with no label token: they would add nothing to the loss
+// but still count as examples in a batch (an instruction whose prompt fills the cutoff).
+func dropUnlabelled(exs []Example) (kept []Example, skipped int) {
+	for _, e := range exs {
+		if hasLabel(e) {
+			kept = append(kept, e)
+		} else {
+			skipped++
+		}
+	}
+	return kept, skipped
+}
+
+// hasLabel: position 0's label is never predicted (labels shift by one).
+func hasLabel(e Example) bool {
+	for j := 1; j < len(e.IDs); j++ {
+		if e.Labels == nil || (j < len(e.Labels) && e.Labels[j] != model.IgnoreIndex) {
+			return true
+		}
+	}
+	return false
 }
 
 func parseDataset(path string, data []byte, tok *tokenizer.Tokenizer, o DataOptions) (*Dataset, error) {
@@ -137,7 +169,10 @@ func sniffKind(ext string, data []byte) (string, error) {
 		return "", fmt.Errorf("empty file: %w", ErrData)
 	}
 	if ext == ".json" {
-		if trimmed[0] == '{' || bytes.Contains(trimmed[:min(len(trimmed), 4096)], []byte(`"input_ids"`)) {
+		if trimmed[0] == '{' {
+			return objectKind(trimmed)
+		}
+		if bytes.Contains(trimmed[:min(len(trimmed), 4096)], []byte(`"input_ids"`)) {
 			return "pretokenized", nil
 		}
 		return "instruction", nil
@@ -154,6 +189,25 @@ func sniffKind(ext string, data []byte) (string, error) {
 		return "", fmt.Errorf("pre-tokenised data must be a .json file: %w", ErrData)
 	}
 	return "instruction", nil
+}
+
+// objectKind: a top-level JSON object is pre-tokenised data ({"input_ids": ...}); any other
+// object (say one alpaca record without the surrounding array) is named as what it is.
+func objectKind(data []byte) (string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return "", fmt.Errorf("not valid JSON: %v: %w", err, ErrData)
+	}
+	if obj["input_ids"] != nil {
+		return "pretokenized", nil
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return "", fmt.Errorf("a JSON object with keys %v: want an array of instruction records "+
+		`([{"instruction", "input", "output"}, ...]) or pre-tokenised {"input_ids": [[...]]}: %w`, keys, ErrData)
 }
 
 // ParseInstructions decodes a JSON array (or JSON lines) of instruction/input/output records.

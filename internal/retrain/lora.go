@@ -18,6 +18,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
+	"github.com/shortllm/shortllm/internal/inputfile"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
@@ -220,7 +221,7 @@ func LoadAdapter(dir string, cfg *model.Config) (*Adapter, error) {
 // LoadAdapterWeights reads the config from dir and the weights from weightsPath.
 func LoadAdapterWeights(dir, weightsPath string, cfg *model.Config) (*Adapter, error) {
 	cfgPath := filepath.Join(dir, AdapterConfigFile)
-	data, err := os.ReadFile(cfgPath)
+	data, err := inputfile.Read(cfgPath, inputfile.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("adapter %s: %w", dir, err)
 	}

@@ -4,7 +4,7 @@ package retrain
 // and the output directory.
 //
 // Output layout (written into a temporary directory beside --out and renamed at the end, so a
-// failed run never leaves a half-written --out):
+// failed or killed run never leaves a half-written --out; see internal/outdir):
 //
 //	cpt:       --out is a Hugging Face checkpoint, plus train_log.json
 //	lora:      --out is a PEFT adapter (adapter_config.json, adapter_model.safetensors),
@@ -25,6 +25,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
@@ -63,29 +64,82 @@ type Job struct {
 type Result struct {
 	Out  string             `json:"out"`
 	Logs map[string]*RunLog `json:"logs"`
+	// Finished is set when --resume found the run already complete (nothing was trained).
+	Finished bool `json:"already_finished,omitempty"`
 }
 
 // CheckpointDir is where a job keeps resumable checkpoints.
 func CheckpointDir(out string) string { return filepath.Clean(out) + ".ckpt" }
 
-// Run checks the job, trains every phase and writes the output.
+// Run checks the job, trains every phase and writes the output under shortllm's output rule
+// (internal/outdir): --out and OUT.ckpt are locked for the whole run, the output is staged
+// beside --out and renamed into place at the end. A --resume of a run that has already
+// finished returns its logs with Result.Finished set.
 func (j *Job) Run() (*Result, error) {
+	if res, ok := j.finished(); ok {
+		return res, nil
+	}
 	if err := j.check(); err != nil {
 		return nil, err
 	}
-	stage, err := stageDir(j.Out)
+	d, err := outdir.Begin(j.Out, outdir.Options{Inputs: j.inputs(), Force: j.Force})
 	if err != nil {
 		return nil, err
 	}
-	res, err := j.runPhases(stage)
-	if err == nil {
-		err = replaceOut(stage, j.Out)
+	defer d.Close()
+	if err := j.checkCheckpoint(); err != nil {
+		return nil, err
 	}
+	res, err := j.runPhases(d.Path())
 	if err != nil {
-		os.RemoveAll(stage)
+		return nil, err
+	}
+	if err := d.Commit(); err != nil {
 		return nil, err
 	}
 	return res, os.RemoveAll(CheckpointDir(j.Out))
+}
+
+// inputs are the paths the job reads: --out and OUT.ckpt must overlap none of them.
+func (j *Job) inputs() []string {
+	return []string{j.Model.Dir, j.Data, j.LoRAData, j.ValData, j.AdapterDir, j.AdapterWeights}
+}
+
+// finished recognises `--resume` of a run that completed: --out holds its train_log.json.
+// The README's resume command then reports the finished run instead of failing. A
+// checkpoint left by a run killed between its commit and the checkpoint's removal is
+// removed now (under the output's lock).
+func (j *Job) finished() (*Result, bool) {
+	if !j.Loop.Resume || j.Out == "" || !outdir.Ours(j.Out) {
+		return nil, false
+	}
+	res := &Result{Out: j.Out, Logs: map[string]*RunLog{}, Finished: true}
+	logs := map[string]string{}
+	switch j.Mode {
+	case JobCPT:
+		logs[JobCPT] = filepath.Join(j.Out, "train_log.json")
+	case JobLoRA:
+		logs[JobLoRA] = filepath.Join(j.Out, "train_log.json")
+	case JobCPTLoRA:
+		logs[JobLoRA] = filepath.Join(j.Out, "train_log.json")
+		logs[JobCPT] = filepath.Join(j.Out, "cpt", "train_log.json")
+	}
+	for phase, path := range logs {
+		var l RunLog
+		data, err := os.ReadFile(path)
+		if err != nil || json.Unmarshal(data, &l) != nil || l.Mode != phase || len(l.Steps) == 0 {
+			return nil, false
+		}
+		res.Logs[phase] = &l
+	}
+	if len(res.Logs) == 0 {
+		return nil, false
+	}
+	if lock, err := outdir.Acquire(j.Out); err == nil {
+		os.RemoveAll(CheckpointDir(j.Out))
+		lock.Release()
+	}
+	return res, true
 }
 
 // check rejects what would fail late: an existing --out, a missing or stray checkpoint, a
@@ -103,12 +157,17 @@ func (j *Job) check() error {
 	if j.Out == "" {
 		return fmt.Errorf("--out is required: %w", ErrOptions)
 	}
-	if _, err := os.Stat(j.Out); err == nil && !j.Force {
-		return fmt.Errorf("out %s exists (use --force to replace it)", j.Out)
-	}
 	if ctx := j.Model.Config.MaxPositionEmbeddings; j.SeqLen > ctx {
 		return fmt.Errorf("seq-len %d exceeds the model's max_position_embeddings (%d): %w", j.SeqLen, ctx, ErrOptions)
 	}
+	if err := outdir.CheckInputs(CheckpointDir(j.Out), outdir.Options{Inputs: j.inputs(), Flag: "checkpoint"}); err != nil {
+		return err
+	}
+	return j.checkCheckpoint()
+}
+
+// checkCheckpoint: --resume needs OUT.ckpt, a fresh run must not silently reuse one.
+func (j *Job) checkCheckpoint() error {
 	ck := CheckpointDir(j.Out)
 	_, err := os.Stat(ck)
 	switch {
@@ -150,7 +209,10 @@ func (j *Job) cptPhase(r *model.Runner) (*RunLog, error) {
 	if j.Loop.Resume && model.IsModelDir(done) {
 		return j.reloadCPT(done)
 	}
-	o := j.phaseOptions(ModeCPT, j.CPTOptim)
+	o, err := j.phaseOptions(ModeCPT, j.CPTOptim)
+	if err != nil {
+		return nil, err
+	}
 	log, err := j.train(r, j.Data, o)
 	if err != nil || j.Mode != JobCPTLoRA {
 		return log, err
@@ -182,7 +244,10 @@ func (j *Job) loraPhase(r *model.Runner) (*RunLog, *Adapter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	o := j.phaseOptions(ModeLoRA, j.LoRAOptim)
+	o, err := j.phaseOptions(ModeLoRA, j.LoRAOptim)
+	if err != nil {
+		return nil, nil, err
+	}
 	o.Adapter = a
 	data := j.Data
 	if j.Mode == JobCPTLoRA {
@@ -205,17 +270,21 @@ func (j *Job) adapter() (*Adapter, error) {
 	return NewAdapter(j.Model.Config, j.LoRA, j.Loop.Seed)
 }
 
-func (j *Job) phaseOptions(mode string, opt AdamW) Options {
+func (j *Job) phaseOptions(mode string, opt AdamW) (Options, error) {
 	o := j.Loop
 	o.Mode, o.Optim = mode, opt
 	o.CheckpointDir = filepath.Join(CheckpointDir(j.Out), mode)
-	if j.Loop.Resume && !HasCheckpoint(o.CheckpointDir) {
-		o.Resume = false // an earlier phase was interrupted: this one starts fresh
+	if j.Loop.Resume {
+		has, err := HasCheckpoint(o.CheckpointDir)
+		if err != nil {
+			return o, fmt.Errorf("resume: %w", err)
+		}
+		o.Resume = has // without one, an earlier phase was interrupted: this one starts fresh
 	}
 	if o.SaveEvery == 0 {
 		o.CheckpointDir = ""
 	}
-	return o
+	return o, nil
 }
 
 // train loads a phase's data and runs the trainer.
@@ -279,7 +348,7 @@ func (j *Job) saveModel(stage, sub string, log *RunLog, logName string) error {
 	if sub != "" {
 		dir = filepath.Join(stage, sub)
 	}
-	return j.Model.Save(dir, model.SaveOptions{Force: true, Extra: map[string][]byte{logName: js}})
+	return j.Model.WriteDir(dir, model.SaveOptions{Extra: map[string][]byte{logName: js}})
 }
 
 // writeLoRA writes the adapter (and the merged model) into stage.
@@ -304,27 +373,5 @@ func (j *Job) writeLoRA(stage string, a *Adapter, log *RunLog) error {
 	if err := Merge(j.Model, a); err != nil {
 		return err
 	}
-	return j.Model.Save(filepath.Join(stage, "merged"), model.SaveOptions{})
-}
-
-// stageDir makes the temporary output directory beside out.
-func stageDir(out string) (string, error) {
-	parent := filepath.Dir(filepath.Clean(out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", fmt.Errorf("out %s: %w", out, err)
-	}
-	dir, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
-	if err != nil {
-		return "", fmt.Errorf("out %s: %w", out, err)
-	}
-	return dir, nil
-}
-
-// replaceOut renames the finished stage to out (an existing out, allowed by --force, is moved
-// aside first and removed only once the new one is in place).
-func replaceOut(stage, out string) error {
-	if err := swapDir(stage, out); err != nil {
-		return fmt.Errorf("out %s: %w", out, err)
-	}
-	return nil
+	return j.Model.WriteDir(filepath.Join(stage, "merged"), model.SaveOptions{})
 }

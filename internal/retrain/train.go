@@ -72,6 +72,7 @@ type RunLog struct {
 	ConfigHash      string    `json:"config_hash"`
 	TotalSteps      int       `json:"total_steps"`
 	TrainExamples   int       `json:"train_examples"`
+	SkippedExamples int       `json:"skipped_examples,omitempty"` // no label token`
 	ValExamples     int       `json:"val_examples"`
 	ResumedFrom     int       `json:"resumed_from_step,omitempty"`
 	BestStep        int       `json:"best_step,omitempty"`
@@ -160,7 +161,7 @@ func (t *Trainer) Run(data *Dataset) (*RunLog, error) {
 		return nil, fmt.Errorf("data %s: the run has no updates: %w", data.Path, ErrOptions)
 	}
 	log := &RunLog{Mode: t.o.Mode, ConfigHash: t.cfg.Hash(), TotalSteps: total,
-		TrainExamples: len(data.Examples), ValExamples: len(t.o.Val)}
+		TrainExamples: len(data.Examples), SkippedExamples: data.Skipped, ValExamples: len(t.o.Val)}
 	if t.o.Resume {
 		if err := t.resume(data); err != nil {
 			return nil, err
@@ -248,6 +249,9 @@ func (t *Trainer) update(data *Dataset) error {
 		labelTokens += mb.labelTokens
 		tokens += mb.tokens
 	}
+	if labelTokens == 0 {
+		return fmt.Errorf("step %d: the batch has no label tokens (every prompt fills --seq-len?): %w", k+1, ErrData)
+	}
 	lr := t.o.Optim.LR * Schedule{Kind: t.o.Schedule, Warmup: t.o.WarmupSteps, Total: t.plan.total()}.Factor(k)
 	hp := t.o.Optim.hyperParams(k+1, lr)
 	invN := tensors.FromScalar(float32(1 / float64(max(labelTokens, 1))))
@@ -255,10 +259,39 @@ func (t *Trainer) update(data *Dataset) error {
 	if err != nil {
 		return err
 	}
+	if bad := notFinite(lossSum, norm); bad != "" {
+		return t.diverged(k+1, bad)
+	}
 	t.st.step++
 	t.st.log = append(t.st.log, StepLog{Step: k + 1, Epoch: t.plan.epoch(k), Loss: lossSum / float64(max(labelTokens, 1)),
 		LR: lr, GradNorm: norm, Tokens: tokens, LabelTokens: labelTokens, Seconds: time.Since(start).Seconds()})
 	return nil
+}
+
+// ErrDiverged marks a loss or gradient norm that is NaN or infinite.
+var ErrDiverged = errors.New("training diverged")
+
+// notFinite names the first of loss, grad norm that is NaN or ±Inf ("" when both are finite).
+func notFinite(loss, norm float64) string {
+	switch {
+	case math.IsNaN(loss) || math.IsInf(loss, 0):
+		return fmt.Sprintf("loss is %v", loss)
+	case math.IsNaN(norm) || math.IsInf(norm, 0):
+		return fmt.Sprintf("gradient norm is %v", norm)
+	}
+	return ""
+}
+
+// diverged is the error for a non-finite step: it names the step and the last good
+// checkpoint, which is kept (a failed run never removes its checkpoints).
+func (t *Trainer) diverged(step int, what string) error {
+	where := "no checkpoint was saved (--save-every N keeps one)"
+	if t.o.CheckpointDir != "" {
+		if dir, err := latest(t.o.CheckpointDir); err == nil {
+			where = "last good checkpoint: " + dir
+		}
+	}
+	return fmt.Errorf("step %d: %s; %s: %w", step, what, where, ErrDiverged)
 }
 
 // accumulateAndStep sums the micro-batches' gradients of Σ NLL / N (N = label tokens of the
@@ -370,6 +403,9 @@ func (t *Trainer) EvalLoss(exs []Example) (float64, error) {
 	}
 	if count == 0 {
 		return 0, fmt.Errorf("validation data has no label tokens: %w", ErrData)
+	}
+	if v := sum / count; math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, t.diverged(t.st.step, fmt.Sprintf("validation loss is %v", v))
 	}
 	return sum / count, nil
 }

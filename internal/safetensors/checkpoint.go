@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // File names used by Hugging Face transformers.
@@ -113,7 +115,7 @@ func (c *Checkpoint) shard(open map[string]*File, index, file string) (*File, er
 }
 
 func readIndex(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := inputfile.Open(path)
 	if err != nil {
 		return nil, openError(path, err)
 	}

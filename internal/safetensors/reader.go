@@ -7,9 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"unsafe"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // File is an open safetensors file whose header has been fully validated. Its
@@ -27,7 +28,7 @@ type File struct {
 
 // Open opens and validates a safetensors file.
 func Open(path string) (*File, error) {
-	osf, err := os.Open(path)
+	osf, err := inputfile.Open(path)
 	if err != nil {
 		return nil, openError(path, err)
 	}

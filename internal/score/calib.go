@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // ErrCalibration marks a calibration file that cannot give the windows asked for.
@@ -53,7 +54,7 @@ type CalibOptions struct {
 // or a result this package wrote), .txt (one row per line) and .jsonl (a "text" field per
 // line) are tokenised with tok and sampled as Shortened LLaMA's get_examples does.
 func LoadCalibration(path string, tok Tokenizer, opts CalibOptions) (*Calibration, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.DataLimit)
 	if err != nil {
 		return nil, fmt.Errorf("calib %s: %w", path, err)
 	}

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/shortllm/shortllm/internal/atomicfile"
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // WriteResults writes one result as a JSON object, several as a list, through a temp file and
@@ -34,7 +34,7 @@ func MarshalResults(results []*Result) ([]byte, error) {
 
 // ReadResults loads what WriteResults wrote (an object or a list of them).
 func ReadResults(path string) ([]*Result, error) {
-	data, err := os.ReadFile(path)
+	data, err := inputfile.Read(path, inputfile.ResultLimit)
 	if err != nil {
 		return nil, fmt.Errorf("scores %s: %w", path, err)
 	}

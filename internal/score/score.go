@@ -14,6 +14,17 @@ import (
 // ErrCriterion marks an unknown criterion or an option it cannot use.
 var ErrCriterion = errors.New("invalid scoring criterion")
 
+// optionError is an option's one-line message; errors.Is matches it to ErrCriterion without
+// appending that sentinel's text ("batch size -1 … invalid scoring criterion" read wrong).
+type optionError struct{ msg string }
+
+func (e *optionError) Error() string        { return e.msg }
+func (e *optionError) Is(target error) bool { return target == ErrCriterion }
+
+func optionErr(format string, args ...any) error {
+	return &optionError{msg: fmt.Sprintf(format, args...)}
+}
+
 // criteria maps every accepted name to the score it computes. The "+" names are the paper's
 // protected variants: the policy belongs to pruning, the scores are the base criterion's.
 var criteria = map[string]string{
@@ -111,25 +122,25 @@ func (o Options) validate(numLayers int) error {
 	switch o.WeightReduction {
 	case "sum", "mean", "max", "prod":
 	default:
-		return fmt.Errorf("weight reduction %q: want sum, mean, max or prod: %w", o.WeightReduction, ErrCriterion)
+		return optionErr("--weight-reduction %q: want sum, mean, max or prod", o.WeightReduction)
 	}
 	if o.NormPower < 0 || math.IsNaN(o.NormPower) || math.IsInf(o.NormPower, 0) {
-		return fmt.Errorf("norm power %g: want a positive number: %w", o.NormPower, ErrCriterion)
+		return optionErr("--norm-power %g: want a positive number", o.NormPower)
 	}
 	if o.BatchSize < 1 {
-		return fmt.Errorf("batch size %d: want at least 1: %w", o.BatchSize, ErrCriterion)
+		return optionErr("--batch-size %d: want at least 1", o.BatchSize)
 	}
 	for _, b := range o.SkipBlocks {
 		if b < 0 || b >= numLayers {
-			return fmt.Errorf("skip block %d outside [0, %d): %w", b, numLayers, ErrCriterion)
+			return optionErr("--skip-blocks: block %d is outside 0..%d (the model has %d blocks)", b, numLayers-1, numLayers)
 		}
 	}
 	kept := numLayers - len(uniq(o.SkipBlocks))
 	if kept == 0 {
-		return fmt.Errorf("all %d blocks are skipped: %w", numLayers, ErrCriterion)
+		return optionErr("--skip-blocks: all %d blocks are skipped", numLayers)
 	}
 	if o.Span < 1 || o.Span > kept {
-		return fmt.Errorf("span %d: want 1 to %d (the blocks left): %w", o.Span, kept, ErrCriterion)
+		return optionErr("--span %d: want 1 to %d (the blocks left)", o.Span, kept)
 	}
 	return nil
 }
@@ -138,8 +149,11 @@ func (o Options) validate(numLayers int) error {
 type Result struct {
 	Model      string `json:"model"`
 	ConfigHash string `json:"config_hash"`
-	NumLayers  int    `json:"num_layers"`
-	Criterion  string `json:"criterion"`
+	// WeightsDigest fingerprints the scored weights (model.WeightsDigest): scores of other
+	// weights with the same config are refused by prune.
+	WeightsDigest string `json:"weights_digest,omitempty"`
+	NumLayers     int    `json:"num_layers"`
+	Criterion     string `json:"criterion"`
 	// Scores has one entry per block (for angular: per span start); nil where a block is
 	// skipped or a span does not fit. Higher means more important.
 	Scores []*float64 `json:"scores"`
@@ -178,13 +192,17 @@ func Compute(r *model.Runner, calib *Calibration, criterion string, opts Options
 	}
 	scores, err := computeScores(r, calib, base, opts)
 	if err == nil {
-		err = checkFinite(scores)
+		err = checkFinite(scores, base, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("score %s: %w", criterion, err)
 	}
+	digest := ""
+	if r.Model.Dir != "" {
+		digest, _ = model.WeightsDigest(r.Model.Dir) // none for a model that has no files
+	}
 	return &Result{
-		Model: r.Model.Dir, ConfigHash: cfg.Hash(), NumLayers: cfg.NumHiddenLayers,
+		Model: r.Model.Dir, ConfigHash: cfg.Hash(), WeightsDigest: digest, NumLayers: cfg.NumHiddenLayers,
 		Criterion: criterion, Scores: scores, Order: order(scores), Calibration: calib,
 		Options: optionsRecord(base, opts),
 	}, nil
@@ -228,16 +246,25 @@ func checkCalibration(cfg *model.Config, c *Calibration) error {
 	return nil
 }
 
-// checkFinite refuses scores JSON cannot carry and no ranking can use (a prod reduction
-// over thousands of rows overflows easily).
-func checkFinite(scores []*float64) error {
+// checkFinite refuses scores JSON cannot carry and no ranking can use. The hint depends on
+// the cause: for taylor/magnitude a prod reduction or a large norm power overflows easily;
+// otherwise the model itself produced NaN or infinite activations.
+func checkFinite(scores []*float64, base string, o Options) error {
 	for i, s := range scores {
-		if s != nil && (math.IsNaN(*s) || math.IsInf(*s, 0)) {
-			return fmt.Errorf("block %d scores %g; try another weight reduction or norm power", i, *s)
+		if s == nil || (!math.IsNaN(*s) && !math.IsInf(*s, 0)) {
+			continue
 		}
+		hint := "the model's weights or activations are not finite (broken checkpoint?)"
+		if (base == "taylor" || base == "magnitude") && (o.WeightReduction == "prod" || o.NormPower > 1) {
+			hint = fmt.Sprintf("--weight-reduction %s / --norm-power %g overflow: try sum or a smaller power", o.WeightReduction, o.NormPower)
+		}
+		return fmt.Errorf("block %d scores %g: %s: %w", i, *s, hint, ErrNotFinite)
 	}
 	return nil
 }
+
+// ErrNotFinite marks a score that is NaN or infinite.
+var ErrNotFinite = errors.New("score is not finite")
 
 // optionsRecord keeps the options that shaped this criterion's scores.
 func optionsRecord(base string, o Options) map[string]any {

@@ -209,9 +209,9 @@ func TestCompute_BadInput(t *testing.T) {
 		{"window beyond context", [][]int{long}, "ppl", Options{}, ErrCalibration, "windows of 513 tokens exceed max_position_embeddings (512)"},
 		{"id outside vocabulary", [][]int{{1, 512, 3}}, "taylor", Options{}, ErrCalibration, "token id 512 outside the vocabulary [0, 512)"},
 		{"unknown criterion", [][]int{{1, 2}}, "entropy", Options{}, ErrCriterion, `unknown criterion "entropy"`},
-		{"weight reduction", [][]int{{1, 2}}, "magnitude", Options{WeightReduction: "median"}, ErrCriterion, `weight reduction "median"`},
+		{"weight reduction", [][]int{{1, 2}}, "magnitude", Options{WeightReduction: "median"}, ErrCriterion, `--weight-reduction "median"`},
 		{"span too long", [][]int{{1, 2}}, "angular", Options{Span: 5, SkipBlocks: []int{0}}, ErrCriterion, "span 5: want 1 to 4"},
-		{"skip outside model", [][]int{{1, 2}}, "bi", Options{SkipBlocks: []int{5}}, ErrCriterion, "skip block 5 outside [0, 5)"},
+		{"skip outside model", [][]int{{1, 2}}, "bi", Options{SkipBlocks: []int{5}}, ErrCriterion, "block 5 is outside 0..4"},
 		{"everything skipped", [][]int{{1, 2}}, "bi", Options{SkipBlocks: []int{0, 1, 2, 3, 4}}, ErrCriterion, "all 5 blocks are skipped"},
 		{"no calibration", nil, "bi", Options{}, ErrCalibration, "calibration data required"},
 	}

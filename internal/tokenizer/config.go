@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // tokenSpec is a special token in a config file: a string, an object with "content",
@@ -83,7 +84,7 @@ type generationConfig struct {
 
 // readJSON decodes an optional file; a missing file leaves v unchanged.
 func readJSON(path string, v any) (bool, error) {
-	buf, err := os.ReadFile(path)
+	buf, err := inputfile.Read(path, inputfile.ConfigLimit)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

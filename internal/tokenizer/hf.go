@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 type hfFile struct {
@@ -75,7 +76,7 @@ type hfModel struct {
 // LoadHF reads a Hugging Face tokenizer.json with a BPE model. Load also applies a model
 // directory's config files.
 func LoadHF(path string) (*Tokenizer, error) {
-	buf, err := os.ReadFile(path)
+	buf, err := inputfile.Read(path, inputfile.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", path, err)
 	}

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
+
+	"github.com/shortllm/shortllm/internal/inputfile"
 )
 
 // SentencePiece piece types (sentencepiece_model.proto).
@@ -236,7 +237,7 @@ func validateSPModel(m *spModel) error {
 // LoadSentencePiece reads a SentencePiece BPE tokenizer.model. Special token ids come
 // from the model's trainer spec; Load also applies a model directory's config files.
 func LoadSentencePiece(path string) (*Tokenizer, error) {
-	buf, err := os.ReadFile(path)
+	buf, err := inputfile.Read(path, inputfile.TokenizerLimit)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", path, err)
 	}
