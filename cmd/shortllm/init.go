@@ -78,7 +78,7 @@ func runInit(a *app, o *initOptions) error {
 			return fmt.Errorf("--max-shard-size: %w", err)
 		}
 	}
-	if err := m.Save(o.out, model.SaveOptions{DType: dt, MaxShardSize: shard, Force: o.force}); err != nil {
+	if err := m.Save(o.out, model.SaveOptions{DType: dt, MaxShardSize: shard, Force: o.force, NoProvenance: true}); err != nil {
 		return err
 	}
 	if a.json {
