@@ -101,6 +101,9 @@ func (m *Model) writeInto(dir string, opts SaveOptions) error {
 	if err := copyAux(m.Dir, dir, carry); err != nil {
 		return err
 	}
+	if err := writeTokenizerConfig(dir, cfg); err != nil {
+		return err
+	}
 	for name, data := range opts.Extra {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err
