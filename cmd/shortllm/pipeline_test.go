@@ -115,7 +115,7 @@ func checkReport(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks.png"} {
+	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks-bos-once.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
@@ -123,10 +123,13 @@ func checkReport(t *testing.T, out string) {
 	if strings.Contains(string(md), "Incomplete run") {
 		t.Error("report.md says the finished run is incomplete")
 	}
-	for _, p := range []string{"scores-ppl.png", "ppl-opticks.png"} {
+	for _, p := range []string{"scores-ppl.png", "ppl-opticks-bos-once.png", "ppl-opticks-bos-every.png", "training-loss.png"} {
 		if st, err := os.Stat(filepath.Join(out, "plots", p)); err != nil || st.Size() < 1000 {
 			t.Errorf("plot %s: %v", p, err)
 		}
+	}
+	if csv, err := os.ReadFile(filepath.Join(out, "report.csv")); err != nil || !strings.HasPrefix(string(csv), "model,family,method,ratio_requested,removed_share") {
+		t.Errorf("report.csv: %v\n%s", err, csv)
 	}
 	// report re-renders the same tables from the stored results.
 	before := string(md)
