@@ -252,4 +252,3 @@ func (r *runner) path(p string) string {
 	}
 	return filepath.Join(r.cfg.Out, p)
 }
-
