@@ -132,6 +132,22 @@ func TestWritePlots_EveryFigureIsAPNG(t *testing.T) {
 	}
 }
 
+// TestCompare_ChangesPerModel: settings that differ are listed, and each model's values show
+// as A → B with the relative change; a model only one run has shows a dash on the other side.
+func TestCompare_ChangesPerModel(t *testing.T) {
+	a, b := syntheticReport(), syntheticReport()
+	b.Settings.RetrainSteps = 200
+	b.Rows[1].PPL = map[string]float64{"wiki/once": 11.7, "wiki/every": 14}
+	b.Rows = append(b.Rows, Row{Name: "taylor 25.0% none", PPL: map[string]float64{"wiki/once": 12}, Done: true})
+	md := Compare(a, b, "runs/a", "runs/b")
+	for _, want := range []string{"retrain-steps 100 → 200", "| ppl 25.0% none | 13.00 → 11.70 (-10.0%) | 14.00 → 14.00 (+0.0%) |",
+		"1.20 → 1.20 (+0.0%)", "| taylor 25.0% none | – → 12.00 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("comparison lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 func TestDumpPlotsForLooking(t *testing.T) {
 	if os.Getenv("DUMP_PLOTS") == "" {
 		t.Skip("set DUMP_PLOTS=dir")
