@@ -104,11 +104,11 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		return a.printJSON(rep)
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tlayers\tparams\tbatch\tlatency s\ttokens/s\tpeak MB\tvs first")
+	fmt.Fprintln(tw, "model\tlayers\tparams\tbatch\tlatency s\ttokens/s (min–max)\tmodel MB\tpeak RSS MB\tvs first")
 	for _, m := range rep.Models {
 		for i, p := range m.Points {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%.1f\t%.0f\t%.2fx\n", m.Model, m.NumLayers, m.Params, p.BatchSize,
-				p.LatencyS, p.Throughput, p.PeakMemMB, m.RatioToFirst[i])
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%.1f (%.1f–%.1f)\t%.1f\t%.0f\t%.2fx\n", m.Model, m.NumLayers, m.Params, p.BatchSize,
+				p.LatencyS, p.Throughput, p.ThroughputMin, p.ThroughputMax, p.WeightsMB+p.KVCacheMB, p.PeakMemMB, m.RatioToFirst[i])
 		}
 	}
 	return tw.Flush()
