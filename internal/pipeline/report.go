@@ -67,11 +67,10 @@ type Row struct {
 	ZeroShotAvg   *float64                `json:"zeroshot_average,omitempty"`
 	// Speed is the throughput ratio to the original at Report.Speed.Batch: the median of the
 	// run-by-run ratios, with their min and max.
-	Speed     *Spread `json:"speed_ratio,omitempty"`
-	Done      bool    `json:"done"`
-	pruneDir  string
-	original  bool
-	retrainAt string
+	Speed    *Spread `json:"speed_ratio,omitempty"`
+	Done     bool    `json:"done"`
+	pruneDir string
+	original bool
 }
 
 // ZeroShotCell is one task's paper metric for one model.
