@@ -26,7 +26,7 @@ func demoModel(t *testing.T) string {
 func tinyPipeline(demo, out string, extra ...string) []string {
 	return append([]string{"pipeline", "--quiet", "--config", filepath.Join(demo, "pipeline.yaml"), "--out", out,
 		"--criteria", "ppl", "--retrain", "none,lora", "--retrain-steps", "2", "--max-chunks", "2",
-		"--calib-samples", "4", "--speed=false"}, extra...)
+		"--calib-samples", "4", "--limit", "2", "--speed=false"}, extra...)
 }
 
 type pipelineDoc struct {
@@ -115,7 +115,7 @@ func checkReport(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks-bos-once.png"} {
+	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Zero-shot accuracy", "BoolQ (acc, n=2)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks-bos-once.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
