@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/eval"
 )
 
@@ -83,7 +84,7 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		if err != nil {
 			return err
 		}
-		if l.runner.Backend.Name() != "go" {
+		if !backend.IsGo(l.runner.Backend) {
 			// go-xla v0.1.4 wraps no PJRT_Device_MemoryStats, so device memory cannot be read
 			// here; the figure is the host process's peak RSS (scripts/device-check.sh samples
 			// nvidia-smi for the GPU side).

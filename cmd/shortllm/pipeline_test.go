@@ -181,3 +181,48 @@ func TestPipeline_BadInputOneLine(t *testing.T) {
 		})
 	}
 }
+
+// TestPipeline_SpeedOncePerArchitecture: two criteria that remove the same number of blocks
+// give one architecture, measured once beside the original; every pruned row gets its
+// architecture's paired ratio with a spread, and the report names backend and device.
+func TestPipeline_SpeedOncePerArchitecture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline")
+	}
+	demo := demoModel(t)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"pipeline", "--quiet", "--config", filepath.Join(demo, "pipeline.yaml"), "--out", out,
+		"--criteria", "ppl,taylor", "--retrain", "none", "--max-chunks", "1", "--calib-samples", "2", "--eval-zeroshot=",
+		"--speed", "--speed-batch-sizes", "1", "--speed-new-tokens", "2", "--speed-prompt-len", "4", "--speed-runs", "3", "--speed-warmup", "0"}
+	runPipelineJSON(t, args...)
+	var rep struct {
+		Speed struct {
+			Backend, Device string
+			Archs           []struct {
+				Members []string `json:"members"`
+			} `json:"architectures"`
+		} `json:"speed"`
+		Rows []struct {
+			Name  string
+			Speed *struct{ Median, Min, Max float64 } `json:"speed_ratio"`
+		} `json:"rows"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil || json.Unmarshal(data, &rep) != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	if a := rep.Speed.Archs; len(a) != 2 || strings.Join(a[1].Members, ",") != "ppl 25.0%,taylor 25.0%" {
+		t.Fatalf("architectures %+v; want the original and one 8-block architecture shared by both criteria", a)
+	}
+	if !strings.Contains(rep.Speed.Backend, "go") || !strings.Contains(rep.Speed.Device, "cores") {
+		t.Errorf("backend %q device %q", rep.Speed.Backend, rep.Speed.Device)
+	}
+	for _, r := range rep.Rows[1:] {
+		if s := r.Speed; s == nil || s.Min > s.Median || s.Median > s.Max || s.Min <= 0 {
+			t.Errorf("%s: speed ratio %+v", r.Name, s)
+		}
+	}
+	if n, _ := filepath.Glob(filepath.Join(out, "speed", "*", "stage.json")); len(n) != 1 {
+		t.Errorf("%d speed stages, want 1", len(n))
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/eval"
 	"github.com/shortllm/shortllm/internal/model"
 )
@@ -134,14 +135,14 @@ func (r *runner) speed(dir string) error {
 	for i := range archs {
 		archs[i].Points = pts[i]
 	}
-	res := SpeedResult{Backend: r.Backend.Name(), Device: deviceName(r.Backend.Name(), r.Backend.Description()), Archs: archs}
+	res := SpeedResult{Backend: r.Backend.Name(), Device: deviceName(backend.IsGo(r.Backend), r.Backend.Description()), Archs: archs}
 	return writeJSON(filepath.Join(dir, "result.json"), res)
 }
 
 // deviceName says what the measurement ran on: the CPU model and the cores Go may use for the
 // pure-Go backend, the backend's own description otherwise.
-func deviceName(backend, description string) string {
-	if backend != "go" {
+func deviceName(pureGo bool, description string) string {
+	if !pureGo {
 		return description
 	}
 	cpu := runtime.GOARCH
