@@ -37,6 +37,7 @@ func newFigure(title string) *figure {
 	p.Title.Text = title
 	l := plot.NewLegend()
 	l.Top, l.Left = true, true
+	l.Padding = vg.Points(4)
 	return &figure{p: p, legend: l, w: 8 * vg.Inch, h: 4.5 * vg.Inch}
 }
 
@@ -44,10 +45,10 @@ func newFigure(title string) *figure {
 func (f *figure) png() ([]byte, error) {
 	img := vgimg.New(f.w, f.h)
 	dc := draw.New(img)
-	plotArea := dc
+	plotArea := draw.Crop(dc, 4, -8, 4, -6) // a margin, so nothing touches the image's edge
 	if f.legendEntries() {
 		lw := f.legend.Rectangle(dc).Size().X + 12
-		plotArea = draw.Crop(dc, 0, -lw, 0, 0)
+		plotArea = draw.Crop(plotArea, 0, -lw, 0, 0)
 		f.legend.Draw(draw.Crop(dc, f.w-lw+6, 0, 0, -24))
 	}
 	f.p.Draw(plotArea)
@@ -493,7 +494,7 @@ func zeroShotFigure(rep *Report) *figure {
 	}
 	ticks := make(plot.ConstantTicks, len(rep.Tasks))
 	for t, task := range rep.Tasks {
-		ticks[t] = plot.Tick{Value: float64(t), Label: fmt.Sprintf("%s (%s)", task.Label, task.Metric)}
+		ticks[t] = plot.Tick{Value: float64(t), Label: task.Label + "\n" + task.Metric}
 	}
 	f.p.X.Tick.Marker = ticks
 	f.p.X.Min, f.p.X.Max = -0.55, float64(len(rep.Tasks))-0.45

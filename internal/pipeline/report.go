@@ -212,7 +212,7 @@ func (b *builder) pruneRecord(v Variant, row *Row) {
 		}
 		return
 	}
-	row.RemovedBlocks, row.RemovedShare = rec.RemovedBlocks, rec.RemovedRatio
+	row.RemovedBlocks, row.RemovedShare, row.Params = rec.RemovedBlocks, rec.RemovedRatio, rec.ParamsAfter
 	for i := range b.rep.Scores {
 		if b.rep.Scores[i].Criterion == v.Criterion {
 			b.rep.Scores[i].Removed[v.Ratio] = rec.RemovedBlocks
