@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -372,7 +373,23 @@ func pplFigure(rep *Report, col PPLColumn) *figure {
 		addLinePoints(f, i, k, xy)
 	}
 	padAxes(f.p, all, true)
+	f.p.X.Tick.Marker = valueTicks(all)
 	return f
+}
+
+// valueTicks puts a labelled tick at every distinct x of the data (the shares of parameters
+// actually removed), so the axis reads 18.7, not the requested 25.
+func valueTicks(xy plotter.XYs) plot.ConstantTicks {
+	var ticks plot.ConstantTicks
+	seen := map[string]bool{}
+	for _, p := range xy {
+		label := strconv.FormatFloat(p.X, 'f', 1, 64)
+		if !seen[label] {
+			seen[label] = true
+			ticks = append(ticks, plot.Tick{Value: p.X, Label: label})
+		}
+	}
+	return ticks
 }
 
 func addLinePoints(f *figure, i int, name string, xy plotter.XYs) {
@@ -402,7 +419,10 @@ func padAxes(p *plot.Plot, xy plotter.XYs, logY bool) {
 		p.Y.Min, p.Y.Max = ymin/1.15, ymax*1.15
 		return
 	}
-	dy := max((ymax-ymin)*0.08, math.Abs(ymax)*0.01)
+	dy := (ymax - ymin) * 0.08
+	if dy == 0 {
+		dy = math.Max(math.Abs(ymax)*0.01, 0.5)
+	}
 	p.Y.Min, p.Y.Max = ymin-dy, ymax+dy
 }
 
