@@ -373,17 +373,17 @@ func pplFigure(rep *Report, col PPLColumn) *figure {
 		addLinePoints(f, i, k, xy)
 	}
 	padAxes(f.p, all, true)
-	f.p.X.Tick.Marker = valueTicks(all)
+	f.p.X.Tick.Marker = valueTicks(all, 'f', 1)
 	return f
 }
 
 // valueTicks puts a labelled tick at every distinct x of the data (the shares of parameters
 // actually removed), so the axis reads 18.7, not the requested 25.
-func valueTicks(xy plotter.XYs) plot.ConstantTicks {
+func valueTicks(xy plotter.XYs, format byte, prec int) plot.ConstantTicks {
 	var ticks plot.ConstantTicks
 	seen := map[string]bool{}
 	for _, p := range xy {
-		label := strconv.FormatFloat(p.X, 'f', 1, 64)
+		label := strconv.FormatFloat(p.X, format, prec, 64)
 		if !seen[label] {
 			seen[label] = true
 			ticks = append(ticks, plot.Tick{Value: p.X, Label: label})
@@ -410,7 +410,10 @@ func padAxes(p *plot.Plot, xy plotter.XYs, logY bool) {
 		return
 	}
 	xmin, xmax, ymin, ymax := plotter.XYRange(xy)
-	dx := max((xmax-xmin)*0.06, 0.5)
+	dx := (xmax - xmin) * 0.06
+	if dx == 0 {
+		dx = math.Max(math.Abs(xmax)*0.05, 0.5)
+	}
 	p.X.Min, p.X.Max = xmin-dx, xmax+dx
 	if logY && ymin > 0 && ymax > 10*ymin {
 		p.Y.Scale = plot.LogScale{}
@@ -427,8 +430,13 @@ func padAxes(p *plot.Plot, xy plotter.XYs, logY bool) {
 }
 
 // paramsFigure: perplexity against parameter count, one marker style per (method,
-// retraining), the original as a star.
+// retraining), the original its own series.
 func paramsFigure(rep *Report, col PPLColumn) *figure {
+	var maxParams int64
+	for _, r := range rep.Rows {
+		maxParams = max(maxParams, r.Params)
+	}
+	unit, scale := paramUnit(maxParams)
 	groups := map[string]plotter.XYs{}
 	var all plotter.XYs
 	for _, r := range rep.Rows {
@@ -440,7 +448,7 @@ func paramsFigure(rep *Report, col PPLColumn) *figure {
 		if !r.original {
 			key = r.Method + ", " + r.Retrain
 		}
-		pt := plotter.XY{X: float64(r.Params) / 1e6, Y: v}
+		pt := plotter.XY{X: float64(r.Params) / scale, Y: v}
 		groups[key] = append(groups[key], pt)
 		all = append(all, pt)
 	}
@@ -448,7 +456,7 @@ func paramsFigure(rep *Report, col PPLColumn) *figure {
 		return nil
 	}
 	f := newFigure(fmt.Sprintf("Perplexity on %s (BOS %s) vs model size", col.Name, col.BOS))
-	f.p.X.Label.Text = "parameters (millions)"
+	f.p.X.Label.Text = "parameters (" + unit + ")"
 	f.p.Y.Label.Text = "perplexity"
 	for i, k := range sortedKeys(groups) {
 		s, err := plotter.NewScatter(groups[k])
@@ -460,11 +468,19 @@ func paramsFigure(rep *Report, col PPLColumn) *figure {
 		f.legend.Add(k, s)
 	}
 	padAxes(f.p, all, true)
-	dx := (f.p.X.Max - f.p.X.Min)
-	if dx < 0.05*f.p.X.Max { // all at one size: widen so the axis has ticks
-		f.p.X.Min, f.p.X.Max = f.p.X.Min-0.05*f.p.X.Max, f.p.X.Max+0.05*f.p.X.Max
-	}
+	f.p.X.Tick.Marker = valueTicks(all, 'g', 4)
 	return f
+}
+
+// paramUnit picks thousands, millions or billions for a parameter axis.
+func paramUnit(n int64) (string, float64) {
+	switch {
+	case n >= 1e9:
+		return "billions", 1e9
+	case n >= 1e6:
+		return "millions", 1e6
+	}
+	return "thousands", 1e3
 }
 
 // zeroShotFigure: grouped bars, one group per task (the paper's order), one bar per model,
