@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,6 +156,14 @@ func TestEvalSpeed_JSONShape(t *testing.T) {
 	}
 	if rep.Models[1].NumLayers != 5 || rep.Models[0].NumLayers != 16 {
 		t.Errorf("layers %d, %d", rep.Models[0].NumLayers, rep.Models[1].NumLayers)
+	}
+	// The model's memory, not the process's: deep16's F32 weights (759,872 parameters) and a
+	// KV cache of 2 (K, V) × 16 blocks × batch × 4 KV heads × 12 positions × head_dim 8 floats.
+	for _, p := range rep.Models[0].Points {
+		weights, kv := 759872*4.0/(1<<20), 2*16*float64(p.BatchSize)*4*12*8*4/(1<<20)
+		if math.Abs(p.WeightsMB-weights) > 1e-9 || math.Abs(p.KVCacheMB-kv) > 1e-9 {
+			t.Errorf("batch %d: weights %g MB, KV cache %g MB; want %g and %g", p.BatchSize, p.WeightsMB, p.KVCacheMB, weights, kv)
+		}
 	}
 }
 

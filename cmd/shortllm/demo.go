@@ -38,6 +38,9 @@ the training paragraphs and write:
                                  prompt would not fit the demo's 64-token sequences)
   OUT/data/calib.jsonl           calibration text for scoring
   OUT/data/heldout.jsonl         held-out paragraphs (perplexity)
+  OUT/data/zeroshot/<task>.jsonl the seven zero-shot tasks' field layouts, filled with items
+                                 built from held-out sentences (which continuation or word
+                                 does the book have?): the harness path, not the benchmarks
   WORK/train.jsonl               every training paragraph (pretraining data; not shipped)`,
 		Example: `  shortllm demo-data --text $(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --out testdata/demo --work /tmp/demo-work`,
 		Hidden:  true,
@@ -73,6 +76,9 @@ func runDemoData(a *app, o *demoDataOptions) error {
 		return err
 	}
 	if err := writeDemoData(o, train, heldout); err != nil {
+		return err
+	}
+	if err := writeDemoZeroShot(o.out, heldout); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.out, "wrote %s: %d training and %d held-out paragraphs, vocabulary %d\n", o.out, len(train), len(heldout), tr.VocabSize())

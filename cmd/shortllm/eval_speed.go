@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/eval"
 )
 
@@ -94,7 +95,7 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		if err != nil {
 			return err
 		}
-		if l.runner.Backend.Name() != "go" {
+		if !backend.IsGo(l.runner.Backend) {
 			// go-xla v0.1.4 wraps no PJRT_Device_MemoryStats, so device memory cannot be read
 			// here; the figure is the host process's peak RSS (scripts/device-check.sh samples
 			// nvidia-smi for the GPU side).
@@ -115,11 +116,11 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		return a.printJSON(rep)
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "model\tlayers\tparams\tbatch\tlatency s\ttokens/s\tpeak MB\tvs first")
+	fmt.Fprintln(tw, "model\tlayers\tparams\tbatch\tlatency s\ttokens/s (min–max)\tmodel MB\tpeak RSS MB\tvs first")
 	for _, m := range rep.Models {
 		for i, p := range m.Points {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%.1f\t%.0f\t%.2fx\n", m.Model, m.NumLayers, m.Params, p.BatchSize,
-				p.LatencyS, p.Throughput, p.PeakMemMB, m.RatioToFirst[i])
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%.1f (%.1f–%.1f)\t%.1f\t%.0f\t%.2fx\n", m.Model, m.NumLayers, m.Params, p.BatchSize,
+				p.LatencyS, p.Throughput, p.ThroughputMin, p.ThroughputMax, p.WeightsMB+p.KVCacheMB, p.PeakMemMB, m.RatioToFirst[i])
 		}
 	}
 	return tw.Flush()

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -45,10 +45,24 @@ func newEvalZeroShotCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-type zeroShotReport struct {
-	provenance
-	SkipBlocks []int `json:"skip_blocks,omitempty"`
-	*eval.ZeroShotReport
+// zeroShotDoc is the --json document: the harness-layout report with the model's provenance
+// keys beside its own top-level keys.
+func zeroShotDoc(p provenance, skip []int, rep *eval.ZeroShotReport) (map[string]json.RawMessage, error) {
+	doc := map[string]json.RawMessage{}
+	extra := struct {
+		provenance
+		SkipBlocks []int `json:"skip_blocks,omitempty"`
+	}{p, skip}
+	for _, part := range []any{extra, rep} {
+		b, err := json.Marshal(part)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return nil, err
+		}
+	}
+	return doc, nil
 }
 
 func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
@@ -105,7 +119,10 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if err != nil {
 		return err
 	}
-	doc := zeroShotReport{provenance: a.provenance(l), SkipBlocks: skip, ZeroShotReport: rep}
+	doc, err := zeroShotDoc(a.provenance(l), skip, rep)
+	if err != nil {
+		return err
+	}
 	if err := outFile.WriteJSON(doc); err != nil {
 		return err
 	}
@@ -116,11 +133,12 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 }
 
 func printZeroShot(a *app, rep *eval.ZeroShotReport) error {
-	names := make([]string, 0, len(rep.Results))
-	for n := range rep.Results {
-		names = append(names, n)
+	var names []string
+	for _, n := range eval.TaskNames() { // the paper's column order
+		if _, ok := rep.Results[n]; ok {
+			names = append(names, n)
+		}
 	}
-	sort.Strings(names)
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "task\tn\tacc\t±\tacc_norm\t±\tpaper")
 	for _, n := range names {

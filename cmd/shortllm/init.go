@@ -86,7 +86,7 @@ func runInit(a *app, o *initOptions) error {
 		return err
 	}
 	m.Dir = o.tokenizer // WriteDir copies tokenizer and generation files from here
-	if err := m.WriteDir(stage.Path(), model.SaveOptions{DType: dt, MaxShardSize: shard}); err != nil {
+	if err := m.WriteDir(stage.Path(), model.SaveOptions{DType: dt, MaxShardSize: shard, NoProvenance: true}); err != nil {
 		return fmt.Errorf("save %s: %w", o.out, err)
 	}
 	if err := stage.Commit(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/sparsify"
 )
 
@@ -21,11 +22,14 @@ func newInspectCmd(a *app) *cobra.Command {
 	o := &inspectOptions{}
 	cmd := &cobra.Command{
 		Use:   "inspect --model DIR",
-		Short: "Describe a model directory: layers, parameters per part, dtypes, sharding, tokenizer, pruning record",
+		Short: "Describe a model or LoRA adapter directory: layers, parameters, dtypes, tokenizer, pruning record, adapter base",
 		Long: `Describe a model directory from config.json and the safetensors headers (no weights are
-loaded): what to check before and after pruning.`,
+loaded): what to check before and after pruning. A PEFT adapter directory (adapter_config.json,
+no config.json) is described too: rank, alpha, target modules, adapted blocks, and the base
+model it was trained for (and whether that base is here and has the recorded config hash).`,
 		Example: `  shortllm inspect --model ../shared/models/deep16
-  shortllm inspect --model deep16-35 --json | jq .pruned.removed_blocks`,
+  shortllm inspect --model deep16-35 --json | jq .pruned.removed_blocks
+  shortllm inspect --model deep16-35-lora`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInspect(a, cmd, o) },
 	}
@@ -37,6 +41,17 @@ func runInspect(a *app, cmd *cobra.Command, o *inspectOptions) error {
 	dir, err := a.resolveModel(cmd.Context(), o.model)
 	if err != nil {
 		return err
+	}
+	if retrain.IsAdapterDir(dir) {
+		ar, err := retrain.InspectAdapter(dir)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(ar)
+		}
+		printAdapter(a.out, ar)
+		return nil
 	}
 	r, err := prune.Inspect(dir)
 	if err != nil {
@@ -132,6 +147,32 @@ func printInspect(w io.Writer, r *prune.Report) {
 			p.SourceModel, p.NumLayersBefore, blockList(p.RemovedBlocks), inspectHow(p),
 			p.ParamsBefore, p.ParamsAfter, prune.FormatPercent(p.RemovedRatio))
 	}
+}
+
+func printAdapter(w io.Writer, r *retrain.AdapterReport) {
+	fmt.Fprintf(w, "adapter    %s (PEFT %s, inference_mode %v)\n", r.Dir, r.PeftType, r.InferenceMode)
+	rs := ""
+	if r.UseRslora {
+		rs = ", rsLoRA"
+	}
+	fmt.Fprintf(w, "lora       r %d   alpha %g   scale %g%s   dropout %g\n", r.R, r.LoraAlpha, r.Scale, rs, r.LoraDropout)
+	fmt.Fprintf(w, "targets    %s: %d layers in blocks %s\n", strings.Join(r.TargetModules, ","), r.Modules, blockList(r.Layers))
+	fmt.Fprintf(w, "params     %d (%s), %d bytes\n", r.Params, inspectDTypes(r.DTypes), r.Bytes)
+	fmt.Fprintf(w, "base       %s%s\n", r.Base, adapterBaseState(r))
+}
+
+func adapterBaseState(r *retrain.AdapterReport) string {
+	switch {
+	case r.Base == "":
+		return "(not recorded)"
+	case !r.BaseFound:
+		return " (not a local model directory: a hub id, or moved)"
+	case r.BaseMatches == nil:
+		return " (found)"
+	case *r.BaseMatches:
+		return fmt.Sprintf(" (found; config sha256 %.12s matches)", r.ConfigHash)
+	}
+	return fmt.Sprintf(" (found, but its config differs from the one trained on, sha256 %.12s)", r.ConfigHash)
 }
 
 // inspectParts lists the parts; blocks of equal size are summarised as N × size.

@@ -26,7 +26,7 @@ func demoModel(t *testing.T) string {
 func tinyPipeline(demo, out string, extra ...string) []string {
 	return append([]string{"pipeline", "--quiet", "--config", filepath.Join(demo, "pipeline.yaml"), "--out", out,
 		"--criteria", "ppl", "--retrain", "none,lora", "--retrain-steps", "2", "--max-chunks", "2",
-		"--calib-samples", "4", "--speed=false"}, extra...)
+		"--calib-samples", "4", "--limit", "2", "--speed=false"}, extra...)
 }
 
 type pipelineDoc struct {
@@ -115,7 +115,7 @@ func checkReport(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks.png"} {
+	for _, want := range []string{"## Results", "| original |", "| ppl 25.0% lora |", "PPL opticks (BOS once)", "## Zero-shot accuracy", "BoolQ (acc, n=2)", "## Block scores", "plots/scores-ppl.png", "plots/ppl-opticks-bos-once.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
@@ -123,10 +123,13 @@ func checkReport(t *testing.T, out string) {
 	if strings.Contains(string(md), "Incomplete run") {
 		t.Error("report.md says the finished run is incomplete")
 	}
-	for _, p := range []string{"scores-ppl.png", "ppl-opticks.png"} {
+	for _, p := range []string{"scores-ppl.png", "ppl-opticks-bos-once.png", "ppl-opticks-bos-every.png", "training-loss.png"} {
 		if st, err := os.Stat(filepath.Join(out, "plots", p)); err != nil || st.Size() < 1000 {
 			t.Errorf("plot %s: %v", p, err)
 		}
+	}
+	if csv, err := os.ReadFile(filepath.Join(out, "report.csv")); err != nil || !strings.HasPrefix(string(csv), "model,family,method,ratio_requested,removed_share") {
+		t.Errorf("report.csv: %v\n%s", err, csv)
 	}
 	// report re-renders the same tables from the stored results.
 	before := string(md)
@@ -256,5 +259,50 @@ func TestPipeline_SparsityVariants(t *testing.T) {
 	}
 	if sparse != 2 || len(rep.Notes) != 1 || !strings.Contains(string(md), "dense kernels") {
 		t.Fatalf("%d sparse rows, notes %q", sparse, rep.Notes)
+	}
+}
+
+// TestPipeline_SpeedOncePerArchitecture: two criteria that remove the same number of blocks
+// give one architecture, measured once beside the original; every pruned row gets its
+// architecture's paired ratio with a spread, and the report names backend and device.
+func TestPipeline_SpeedOncePerArchitecture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a pipeline")
+	}
+	demo := demoModel(t)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"pipeline", "--quiet", "--config", filepath.Join(demo, "pipeline.yaml"), "--out", out,
+		"--criteria", "ppl,taylor", "--retrain", "none", "--max-chunks", "1", "--calib-samples", "2", "--eval-zeroshot=",
+		"--speed", "--speed-batch-sizes", "1", "--speed-new-tokens", "2", "--speed-prompt-len", "4", "--speed-runs", "3", "--speed-warmup", "0"}
+	runPipelineJSON(t, args...)
+	var rep struct {
+		Speed struct {
+			Backend, Device string
+			Archs           []struct {
+				Members []string `json:"members"`
+			} `json:"architectures"`
+		} `json:"speed"`
+		Rows []struct {
+			Name  string
+			Speed *struct{ Median, Min, Max float64 } `json:"speed_ratio"`
+		} `json:"rows"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil || json.Unmarshal(data, &rep) != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	if a := rep.Speed.Archs; len(a) != 2 || strings.Join(a[1].Members, ",") != "ppl 25.0%,taylor 25.0%" {
+		t.Fatalf("architectures %+v; want the original and one 8-block architecture shared by both criteria", a)
+	}
+	if !strings.Contains(rep.Speed.Backend, "go") || !strings.Contains(rep.Speed.Device, "cores") {
+		t.Errorf("backend %q device %q", rep.Speed.Backend, rep.Speed.Device)
+	}
+	for _, r := range rep.Rows[1:] {
+		if s := r.Speed; s == nil || s.Min > s.Median || s.Median > s.Max || s.Min <= 0 {
+			t.Errorf("%s: speed ratio %+v", r.Name, s)
+		}
+	}
+	if n, _ := filepath.Glob(filepath.Join(out, "speed", "*", "stage.json")); len(n) != 1 {
+		t.Errorf("%d speed stages, want 1", len(n))
 	}
 }

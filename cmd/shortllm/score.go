@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/shortllm/shortllm/internal/memplan"
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/pipeline"
+	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
@@ -21,6 +24,7 @@ type scoreOptions struct {
 	criterion string
 	out       string
 	remat     string
+	plot      string
 	calibOpts score.CalibOptions
 	opts      score.Options
 }
@@ -43,7 +47,8 @@ of every block instead; prune --width uses the same computation.`,
 		Example: `  shortllm score --model ../shared/models/deep16 --calib ../shared/data/stories/calib10x128.ids.json --criterion all
   shortllm score --model DIR --calib bookcorpus.jsonl --criterion taylor+ --out scores.json
   shortllm score --model DIR --calib scores.json --criterion ppl --skip-blocks 3,5 --json
-  shortllm score --model ../shared/models/deep16 --calib ../shared/data/stories/calib10x128.ids.json --criterion flap,wanda-sp --out width-scores.json`,
+  shortllm score --model ../shared/models/deep16 --calib ../shared/data/stories/calib10x128.ids.json --criterion flap,wanda-sp --out width-scores.json
+  shortllm score --model DIR --calib bookcorpus.jsonl --criterion ppl+ --plot ppl.png`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runScore(a, cmd, o) },
 	}
@@ -52,6 +57,7 @@ of every block instead; prune --width uses the same computation.`,
 	f.StringVar(&o.calib, "calib", "", "calibration file: .json (token windows or a score result), .txt or .jsonl text")
 	f.StringVar(&o.criterion, "criterion", "taylor", "comma-separated criteria ("+strings.Join(score.Criteria(), ", ")+") or all")
 	f.StringVar(&o.out, "out", "", "also write the JSON result to this file")
+	f.StringVar(&o.plot, "plot", "", "also draw the block scores as a PNG (FILE-<criterion>.png for several criteria)")
 	f.IntVar(&o.calibOpts.Samples, "calib-samples", 0, fmt.Sprintf("windows drawn from text (default %d)", score.DefaultSamples))
 	f.IntVar(&o.calibOpts.SeqLen, "seq-len", 0, fmt.Sprintf("tokens per window (default %d)", score.DefaultSeqLen))
 	f.Uint64Var(&o.calibOpts.Seed, "seed", score.DefaultSeed, "seed for drawing windows from text")
@@ -132,12 +138,43 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err := outFile.Write(doc); err != nil {
 		return err
 	}
+	if err := writeScorePlots(o.plot, names, results); err != nil {
+		return err
+	}
 	if a.json {
 		_, err = a.out.Write(doc)
 		return err
 	}
 	for _, r := range results {
 		printScoreTable(a.out, r)
+	}
+	return nil
+}
+
+// writeScorePlots draws each criterion's scores (blocks the "+" policy keeps marked, for the
+// "+" criteria; the unpruned baseline where the criterion has one).
+func writeScorePlots(path string, names []string, results []*score.Result) error {
+	if path == "" {
+		return nil
+	}
+	for i, r := range results {
+		bs := pipeline.BlockScores{Criterion: names[i], Scores: r.Scores, Order: r.Order, Baseline: r.Baseline}
+		if strings.HasSuffix(names[i], "+") {
+			pol := prune.DefaultPolicy
+			for b := range r.NumLayers {
+				if b < pol.KeepFirst || b >= r.NumLayers-pol.KeepLast {
+					bs.Protected = append(bs.Protected, b)
+				}
+			}
+		}
+		file := path
+		if len(results) > 1 {
+			ext := filepath.Ext(path)
+			file = strings.TrimSuffix(path, ext) + "-" + strings.TrimSuffix(names[i], "+") + ext
+		}
+		if err := pipeline.WriteScorePlot(file, bs); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,29 @@ func TestScore_TableAndErrors(t *testing.T) {
 		code, _, errOut := scoreRun(t, append([]string{"--model", mdl}, c.args...)...)
 		if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q; want one line containing %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+// TestScore_PlotOneFilePerCriterion: --plot with two criteria writes FILE-<criterion>.png for
+// each, both decodable PNGs.
+func TestScore_PlotOneFilePerCriterion(t *testing.T) {
+	demo := demoModel(t)
+	plot := filepath.Join(t.TempDir(), "blocks.png")
+	code, _, errOut := scoreRun(t, "--model", filepath.Join(demo, "model"), "--calib", filepath.Join(demo, "data", "calib.jsonl"),
+		"--calib-samples", "4", "--seq-len", "32", "--criterion", "ppl+,magnitude", "--plot", plot)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, name := range []string{"blocks-ppl.png", "blocks-magnitude.png"} {
+		f, err := os.Open(filepath.Join(filepath.Dir(plot), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

@@ -12,8 +12,14 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
-	_ "github.com/gomlx/gomlx/backends/simplego" // the default backend, always compiled in
+	"github.com/gomlx/gomlx/backends/simplego" // the default backend, always compiled in
 )
+
+// IsGo reports whether b is the pure-Go backend: it computes on the host CPU.
+func IsGo(b backends.Backend) bool {
+	_, ok := b.(*simplego.Backend)
+	return ok
+}
 
 // EnvVar is GoMLX's own variable for the backend configuration.
 const EnvVar = "GOMLX_BACKEND"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,19 +53,47 @@ type SpeedPoint struct {
 	Throughput float64 `json:"throughput"`  // generated tokens per second (batch × new tokens / latency)
 	PeakMemMB  float64 `json:"peak_mem_mb"` // peak resident memory of the process during these runs
 	MemKind    string  `json:"mem_kind"`    // "rss" on CPU backends
+	// Latencies are the timed runs' seconds in run order; with several models measured
+	// together, run i of every model ran in the same round, so ratios can be taken run by run.
+	Latencies []float64 `json:"latencies_s,omitempty"`
+	// ThroughputMin and ThroughputMax are the slowest and fastest timed run.
+	ThroughputMin float64 `json:"throughput_min,omitempty"`
+	ThroughputMax float64 `json:"throughput_max,omitempty"`
+	// The model's own memory: its weights and the KV cache the generation fills (estimated
+	// from the shapes), not the process's.
+	WeightsMB float64 `json:"weights_mb,omitempty"`
+	KVCacheMB float64 `json:"kv_cache_mb,omitempty"`
 }
 
 // MeasureSpeed generates NewTokens tokens for each batch size and reports medians.
 func MeasureSpeed(r *model.Runner, opts SpeedOptions) ([]SpeedPoint, error) {
+	pts, err := MeasureSpeeds([]*model.Runner{r}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return pts[0], nil
+}
+
+// MeasureSpeeds times several models on the same workload. For each batch size every model
+// gets its warm-up runs, then the timed runs go round by round (model 1, model 2, ..., then
+// again), so a change in the machine's load during the measurement hits all models alike and
+// the run-by-run throughput ratios stay steady. It returns one []SpeedPoint per runner.
+func MeasureSpeeds(rs []*model.Runner, opts SpeedOptions) ([][]SpeedPoint, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("speed: %w", err)
 	}
 	if len(opts.PromptIDs) == 0 {
 		return nil, fmt.Errorf("speed: empty prompt")
 	}
-	total := len(opts.BatchSizes) * (opts.Runs + opts.Warmup)
+	total := len(rs) * len(opts.BatchSizes) * (opts.Runs + opts.Warmup)
 	done := 0
-	var out []SpeedPoint
+	step := func() {
+		done++
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	out := make([][]SpeedPoint, len(rs))
 	for _, b := range opts.BatchSizes {
 		prompts := make([][]int, b)
 		for i := range prompts {
@@ -72,25 +101,47 @@ func MeasureSpeed(r *model.Runner, opts SpeedOptions) ([]SpeedPoint, error) {
 		}
 		gen := model.GenerateOptions{MaxNewTokens: opts.NewTokens, IgnoreEOS: true}
 		resetPeakRSS()
-		var times []float64
-		for i := 0; i < opts.Warmup+opts.Runs; i++ {
-			start := time.Now()
-			if _, err := r.Generate(prompts, gen); err != nil {
-				return nil, fmt.Errorf("speed at batch %d: %w", b, err)
-			}
-			if i >= opts.Warmup {
-				times = append(times, time.Since(start).Seconds())
-			}
-			done++
-			if opts.Progress != nil {
-				opts.Progress(done, total)
+		times := make([][]float64, len(rs))
+		for round := 0; round < opts.Warmup+opts.Runs; round++ {
+			for i, r := range rs {
+				start := time.Now()
+				if _, err := r.Generate(prompts, gen); err != nil {
+					return nil, fmt.Errorf("speed at batch %d: %w", b, err)
+				}
+				if round >= opts.Warmup {
+					times[i] = append(times[i], time.Since(start).Seconds())
+				}
+				step()
 			}
 		}
-		lat := median(times)
-		out = append(out, SpeedPoint{BatchSize: b, LatencyS: lat, Throughput: float64(b*opts.NewTokens) / lat,
-			PeakMemMB: peakRSSMB(), MemKind: "rss"})
+		peak := peakRSSMB()
+		for i, r := range rs {
+			out[i] = append(out[i], speedPoint(r.Model, b, len(opts.PromptIDs), opts.NewTokens, times[i], peak))
+		}
 	}
 	return out, nil
+}
+
+func speedPoint(m *model.Model, batch, promptLen, newTokens int, times []float64, peakMB float64) SpeedPoint {
+	lat := median(times)
+	tokens := float64(batch * newTokens)
+	p := SpeedPoint{BatchSize: batch, LatencyS: lat, Throughput: tokens / lat, PeakMemMB: peakMB, MemKind: "rss",
+		Latencies: times, ThroughputMin: tokens / slices.Max(times), ThroughputMax: tokens / slices.Min(times)}
+	p.WeightsMB, p.KVCacheMB = ModelMemoryMB(m, batch, promptLen+newTokens)
+	return p
+}
+
+// ModelMemoryMB is what a model holds while generating: its weights (every tensor at its
+// loaded dtype) and a KV cache of seqLen positions for batch sequences — keys and values of
+// shape [batch, num_key_value_heads, seqLen, head_dim] per block, at the compute dtype.
+func ModelMemoryMB(m *model.Model, batch, seqLen int) (weights, kvCache float64) {
+	for _, t := range m.Weights {
+		weights += float64(t.Shape().Memory())
+	}
+	c := m.Config
+	elem := float64(m.ComputeDType().Size())
+	kvCache = 2 * float64(c.NumHiddenLayers*batch*c.NumKeyValueHeads*seqLen*c.HeadDim) * elem
+	return weights / (1 << 20), kvCache / (1 << 20)
 }
 
 // RandomPrompt returns n token ids drawn with a fixed seed (the paper's speed runs use a

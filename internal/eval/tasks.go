@@ -21,6 +21,7 @@ type Task struct {
 	Path   string
 	SHA256 string // of the whole file
 	Limit  int    // as passed to LoadTask; 0 = all
+	Total  int    // items in the file (non-blank lines), before Limit
 	Docs   []Doc
 }
 
@@ -109,7 +110,7 @@ func LoadTask(dataDir, task string, limit int) (*Task, error) {
 		return nil, fmt.Errorf("task %s: %w", task, err)
 	}
 	sum := sha256.Sum256(data)
-	return &Task{Name: task, Path: path, SHA256: hex.EncodeToString(sum[:]), Limit: limit, Docs: docs}, nil
+	return &Task{Name: task, Path: path, SHA256: hex.EncodeToString(sum[:]), Limit: limit, Total: countItems(data), Docs: docs}, nil
 }
 
 // LineError locates a problem in a data file. Line 0 means the file as a
@@ -128,6 +129,18 @@ func (e *LineError) Error() string {
 }
 
 func (e *LineError) Unwrap() error { return e.Err }
+
+// countItems counts the non-blank lines: the task's items, the harness's
+// n-samples "original".
+func countItems(data []byte) int {
+	n := 0
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+	}
+	return n
+}
 
 // parseTaskData parses JSONL task data into at most limit docs (0 = all).
 // Errors are *LineError without Path.

@@ -28,28 +28,48 @@ type ZeroShotOptions struct {
 }
 
 // TaskResult is one task's entry in ZeroShotReport.Results. AccNorm is
-// omitted for tasks whose lm-eval yaml reports acc only (boolq, winogrande).
+// nil for tasks whose lm-eval yaml reports acc only (boolq, winogrande).
+// In JSON it is the harness's results[task] object ("acc,none", ...); N,
+// Original and PaperMetric travel in the document's n-samples and
+// paper_metrics (harness.go).
 type TaskResult struct {
-	Acc           float64  `json:"acc"`
-	AccStderr     float64  `json:"acc_stderr"`
-	AccNorm       *float64 `json:"acc_norm,omitempty"`
-	AccNormStderr *float64 `json:"acc_norm_stderr,omitempty"`
-	N             int      `json:"n"`
-	PaperMetric   string   `json:"paper_metric"` // MetricAcc or MetricAccNorm
-	Paper         float64  `json:"paper"`        // the value of PaperMetric
+	Alias         string
+	Acc           float64
+	AccStderr     float64
+	AccNorm       *float64
+	AccNormStderr *float64
+	N             int    // items evaluated
+	Original      int    // items in the task file
+	PaperMetric   string // MetricAcc or MetricAccNorm
+	Paper         float64
 }
 
-// ZeroShotReport is the harness-shaped result document.
+// PaperStderr is the standard error of the paper metric.
+func (r TaskResult) PaperStderr() float64 {
+	if r.PaperMetric == MetricAccNorm && r.AccNormStderr != nil {
+		return *r.AccNormStderr
+	}
+	return r.AccStderr
+}
+
+// ZeroShotReport is the result document, in lm-evaluation-harness v0.4's
+// results layout (see harness.go).
 type ZeroShotReport struct {
-	Results map[string]TaskResult `json:"results"`
+	Results map[string]TaskResult
+	Configs map[string]TaskConfig
 	// PaperAverage is the mean of every task's Paper value, the "Average"
 	// column of the Shortened LLaMA tables when all seven tasks ran.
-	PaperAverage float64        `json:"paper_average"`
-	Config       ZeroShotConfig `json:"config"`
+	PaperAverage float64
+	Config       ZeroShotConfig
 }
 
-// ZeroShotConfig records what produced a ZeroShotReport.
+// ZeroShotConfig records what produced a ZeroShotReport; it is the harness's
+// top-level "config" (model, model_args, batch_size, limit) with shortllm's
+// provenance added.
 type ZeroShotConfig struct {
+	Model      string     `json:"model"`      // "shortllm" (the harness's model type)
+	ModelArgs  string     `json:"model_args"` // "pretrained=DIR"
+	BatchSize  int        `json:"batch_size"`
 	ModelDir   string     `json:"model_dir"`
 	Tasks      []TaskData `json:"tasks"`
 	Limit      int        `json:"limit"` // of the first task; 0 = all
@@ -107,8 +127,9 @@ func RunZeroShot(lm LM, tok Tokenizer, tasks []*Task, opts ZeroShotOptions) (*Ze
 		maxLen = lm.MaxLen()
 	}
 	rep := &ZeroShotReport{
-		Results: map[string]TaskResult{},
+		Results: map[string]TaskResult{}, Configs: map[string]TaskConfig{},
 		Config: ZeroShotConfig{
+			Model: "shortllm", ModelArgs: "pretrained=" + opts.ModelDir, BatchSize: max(opts.BatchSize, 1),
 			ModelDir: opts.ModelDir, MaxLength: maxLen, Protocol: Protocol,
 		},
 	}
@@ -118,7 +139,10 @@ func RunZeroShot(lm LM, tok Tokenizer, tasks []*Task, opts ZeroShotOptions) (*Ze
 			return nil, err
 		}
 		spec, _ := lookupTask(t.Name)
-		rep.Results[t.Name] = Summarize(recs, spec.paperMetric, spec.reportsNorm)
+		res := Summarize(recs, spec.paperMetric, spec.reportsNorm)
+		res.Alias, res.Original = t.Name, t.Total
+		rep.Results[t.Name] = res
+		rep.Configs[t.Name] = taskConfig(t, spec.reportsNorm)
 		rep.Config.Tasks = append(rep.Config.Tasks, TaskData{Name: t.Name, DataFile: t.Path, SHA256: t.SHA256, Limit: t.Limit})
 	}
 	if len(tasks) > 0 {

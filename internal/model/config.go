@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"sort"
 
@@ -61,6 +62,11 @@ type Config struct {
 	extra map[string]json.RawMessage
 	// ropeRaw is rope_scaling as written, saved back verbatim (shortllm never changes it).
 	ropeRaw json.RawMessage
+	// order and orig are the file's keys in their order and its values' bytes: saving patches
+	// the file (unchanged values keep their bytes, so 500000.0 stays 500000.0) instead of
+	// rewriting it. Never mutated after parsing, so clones share them.
+	order []string
+	orig  map[string]json.RawMessage
 }
 
 // knownKeys are the config.json keys that Config models; everything else goes to extra.
@@ -90,7 +96,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	cfg := &Config{present: map[string]bool{}, extra: map[string]json.RawMessage{}}
+	cfg := &Config{present: map[string]bool{}, extra: map[string]json.RawMessage{}, orig: raw}
+	var err error
+	if cfg.order, err = topLevelKeys(data); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	for k, v := range raw {
 		cfg.extra[k] = v
 	}
@@ -272,9 +282,96 @@ func (c *Config) validateRopeScaling() error {
 // Width(i).KVGroups() for block i of a width-pruned model).
 func (c *Config) KVGroups() int { return c.NumAttentionHeads / c.NumKeyValueHeads }
 
-// MarshalJSON writes the keys the file had (with current values) plus the unknown keys
-// verbatim, sorted like transformers' save_pretrained does, indented.
+// MarshalJSON writes config.json as the file it was loaded from, patched: the same keys in the
+// same order, every unchanged value with its original bytes (number formatting included), only
+// changed values rewritten, keys that are new appended in sorted order; indented by two
+// spaces, as transformers writes it. A config not parsed from a file is written sorted.
 func (c *Config) MarshalJSON() ([]byte, error) {
+	cur := c.values()
+	if c.order == nil {
+		return c.canonicalJSON()
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	written := map[string]bool{}
+	emit := func(k string, v json.RawMessage) {
+		if len(written) > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(v)
+		written[k] = true
+	}
+	for _, k := range append(append([]string(nil), c.order...), sortedKeys(cur)...) {
+		v, ok := cur[k]
+		if !ok || written[k] {
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("config key %s: %w", k, err)
+		}
+		if old, ok := c.orig[k]; ok && sameJSON(old, b) {
+			b = old
+		}
+		emit(k, b)
+	}
+	buf.WriteByte('}')
+	var out bytes.Buffer
+	if err := json.Indent(&out, buf.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// topLevelKeys lists the keys of a JSON object in file order.
+func topLevelKeys(data []byte) ([]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return nil, err
+	}
+	var keys []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := t.(string)
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// sameJSON compares two JSON values by meaning (500000.0 equals 500000).
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// canonicalJSON is the config with sorted keys and Go's number formatting: the form Hash
+// covers, so the hash of a model does not depend on how its file was laid out.
+func (c *Config) canonicalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(c.values()); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// values is every key to write with its current value: the unknown keys verbatim and the
+// known keys the file had (or that shortllm set).
+func (c *Config) values() map[string]any {
 	out := map[string]any{}
 	for k, v := range c.extra {
 		out[k] = v
@@ -295,13 +392,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		}
 	}
 	c.markWidths(out)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	return out
 }
 
 func tokenIDsJSON(ids []int) any {
@@ -377,7 +468,7 @@ func (c *Config) ExtraKeys() []string {
 // Hash identifies the architecture a result was computed on: sha256 of the saved config.json
 // form. Scores or adapters from a different model (or a pruned copy) have a different hash.
 func (c *Config) Hash() string {
-	b, err := c.MarshalJSON()
+	b, err := c.canonicalJSON()
 	if err != nil {
 		return ""
 	}

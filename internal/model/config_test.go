@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -126,4 +127,56 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("round trip changed the config")
 		}
 	})
+}
+
+// TestConfig_SaveKeepsKeyOrderAndNumberFormat: config.json is patched, not rewritten: the
+// file's key order and every unchanged value's bytes (500000.0, 1e-05, 8.0) survive; only the
+// changed key is rewritten, a new key is appended; a save and load keeps the config hash.
+func TestConfig_SaveKeepsKeyOrderAndNumberFormat(t *testing.T) {
+	src := `{
+    "vocab_size": 10,
+    "rope_theta": 500000.0,
+    "rms_norm_eps": 1e-05,
+    "zz_custom": {"b": 2.50, "a": [1.0, 2]},
+    "num_hidden_layers": 3,
+    "hidden_size": 64,
+    "intermediate_size": 8,
+    "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+    "num_attention_heads": 8,
+    "model_type": "llama"
+}`
+	cfg, err := ParseConfig([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := cfg.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := json.Indent(&want, []byte(src), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if string(same) != want.String() {
+		t.Errorf("unchanged config is not the file re-indented:\n%s\nwant\n%s", same, want.String())
+	}
+	pruned := cfg.Clone()
+	pruned.SetNumLayers(2)
+	pruned.TorchDtype, pruned.present["torch_dtype"] = "bfloat16", true
+	out, err := pruned.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOut := strings.Replace(want.String(), `"num_hidden_layers": 3`, `"num_hidden_layers": 2`, 1)
+	wantOut = strings.TrimSuffix(wantOut, "\n}") + ",\n  \"torch_dtype\": \"bfloat16\"\n}"
+	if string(out) != wantOut {
+		t.Errorf("patched config:\n%s\nwant\n%s", out, wantOut)
+	}
+	reloaded, err := ParseConfig(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reloaded.Hash() != pruned.Hash() {
+		t.Errorf("hash changed by a save and load: %s vs %s", reloaded.Hash(), pruned.Hash())
+	}
 }

@@ -23,6 +23,14 @@ var AuxFiles = []string{
 	"special_tokens_map.json", "added_tokens.json",
 }
 
+// ProvenanceFiles are shortllm's records of how a checkpoint was made from another (which
+// blocks were removed, which widths cut, which weights zeroed). Save carries those present in
+// the source directory into every checkpoint derived from it (retrained, merged, converted),
+// so `inspect` of a CPT-after-prune model still names the removed blocks. A record the saving
+// stage writes itself (SaveOptions.Extra) replaces the carried one. A new kind of record is
+// added here, and only here.
+var ProvenanceFiles = []string{"shortllm_prune.json", "shortllm_width.json", "shortllm_sparsity.json"}
+
 // SaveOptions control Save.
 type SaveOptions struct {
 	// DType forces every tensor's stored dtype (F32, F16, BF16); empty keeps what was loaded.
@@ -37,6 +45,9 @@ type SaveOptions struct {
 	Inputs []string
 	// Extra files to write into the directory (name → contents), e.g. a provenance record.
 	Extra map[string][]byte
+	// NoProvenance leaves the source's ProvenanceFiles behind: for weights that do not derive
+	// from the source directory (init takes only its tokenizer).
+	NoProvenance bool
 }
 
 // Save writes the model as a Hugging Face directory under shortllm's output rule
@@ -89,7 +100,14 @@ func (m *Model) writeInto(dir string, opts SaveOptions) error {
 	if err := safetensors.WriteCheckpoint(dir, tensors, map[string]string{"format": "pt"}, shard); err != nil {
 		return err
 	}
-	if err := copyAux(m.Dir, dir); err != nil {
+	carry := AuxFiles
+	if !opts.NoProvenance {
+		carry = append(append([]string(nil), AuxFiles...), ProvenanceFiles...)
+	}
+	if err := copyAux(m.Dir, dir, carry); err != nil {
+		return err
+	}
+	if err := writeTokenizerConfig(dir, cfg); err != nil {
 		return err
 	}
 	for name, data := range opts.Extra {
@@ -139,12 +157,12 @@ func torchDtypeName(dt safetensors.DType) string {
 	return "float32"
 }
 
-// copyAux copies tokenizer and generation files from src (if any) into dst.
-func copyAux(src, dst string) error {
+// copyAux copies the named files that exist in src (if any) into dst.
+func copyAux(src, dst string, names []string) error {
 	if src == "" {
 		return nil
 	}
-	for _, name := range AuxFiles {
+	for _, name := range names {
 		if err := copyFile(filepath.Join(src, name), filepath.Join(dst, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}

@@ -323,3 +323,48 @@ func TestLoad_KeepBF16RoundTripBitExact(t *testing.T) {
 		})
 	}
 }
+
+// TestSave_WritesTokenizerConfigForBareTokenizerJSON: a source with only tokenizer.json gets a
+// tokenizer_config.json naming the fast tokenizer class and the BOS/EOS tokens config.json's
+// ids point at, so transformers' AutoTokenizer loads the saved directory; an existing
+// tokenizer_config.json is copied, not replaced.
+func TestSave_WritesTokenizerConfigForBareTokenizerJSON(t *testing.T) {
+	m, err := Load(filepath.Join("..", "..", "testdata", "demo", "model"), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Dir, TokenizerConfigFile)); err == nil {
+		t.Fatalf("the demo model already has %s: the test needs a source without one", TokenizerConfigFile)
+	}
+	out := filepath.Join(t.TempDir(), "copy")
+	if err := m.Save(out, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, TokenizerConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tc map[string]any
+	if err := json.Unmarshal(data, &tc); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+		"model_max_length": 256.0, "clean_up_tokenization_spaces": false}
+	for k, v := range want {
+		if tc[k] != v {
+			t.Errorf("%s = %v, want %v (%s)", k, tc[k], v, data)
+		}
+	}
+	custom := []byte(`{"tokenizer_class": "LlamaTokenizerFast"}`)
+	if err := os.WriteFile(filepath.Join(out, TokenizerConfigFile), custom, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.Dir = out
+	again := filepath.Join(t.TempDir(), "again")
+	if err := m.Save(again, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(again, TokenizerConfigFile)); !bytes.Equal(got, custom) {
+		t.Errorf("existing tokenizer_config.json not kept: %s", got)
+	}
+}

@@ -5,15 +5,16 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/prune"
 )
 
-// Render builds the report of runDir and writes report.json, report.md and plots/*.png,
-// holding the run directory's lock (a running pipeline or another report makes it fail at
-// once).
+// Render builds the report of runDir and writes report.json, report.md, report.csv and
+// plots/*.png, holding the run directory's lock (a running pipeline or another report makes
+// it fail at once).
 func Render(runDir string) (*Report, error) {
 	if st, err := os.Stat(runDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("report %s: not a pipeline run directory", runDir)
@@ -31,6 +32,13 @@ func Render(runDir string) (*Report, error) {
 		return nil, err
 	}
 	if err := writeJSON(filepath.Join(runDir, "report.json"), rep); err != nil {
+		return nil, err
+	}
+	csvData, err := CSV(rep)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(filepath.Join(runDir, "report.csv"), csvData); err != nil {
 		return nil, err
 	}
 	md := Markdown(rep)
@@ -55,6 +63,7 @@ func Markdown(rep *Report) string {
 	zeroShotTable(&sb, rep)
 	scoreTable(&sb, rep)
 	speedTable(&sb, rep)
+	trainingTable(&sb, rep)
 	if len(rep.Plots) > 0 {
 		w("## Plots\n\n")
 		for _, p := range rep.Plots {
@@ -65,7 +74,8 @@ func Markdown(rep *Report) string {
 }
 
 func settingsLine(c Config) string {
-	s := fmt.Sprintf("Pruning: one-shot, criteria %s, ratios %s (share of all parameters)", strings.Join(c.Criteria, ", "), strings.Join(c.Ratios, ", "))
+	s := fmt.Sprintf("Pruning: one-shot, criteria %s, requested ratios %s (share of all parameters; as in the paper, the most blocks whose "+
+		"share is at most the ratio + 0.5 points, so the share removed is shown per row)", strings.Join(c.Criteria, ", "), strings.Join(c.Ratios, ", "))
 	if c.NoPlus {
 		s += ", every block a candidate"
 	} else {
@@ -77,7 +87,7 @@ func settingsLine(c Config) string {
 		s += fmt.Sprintf(", first %d chunks", c.MaxChunks)
 	}
 	if c.EvalZeroShot != "" {
-		s += fmt.Sprintf("; zero-shot: lm-eval v0.4 rules")
+		s += "; zero-shot: lm-eval v0.4 rules, 0-shot"
 		if c.Limit > 0 {
 			s += fmt.Sprintf(", first %d items per task", c.Limit)
 		}
@@ -87,28 +97,29 @@ func settingsLine(c Config) string {
 
 func mainTable(sb *strings.Builder, rep *Report) {
 	fmt.Fprintf(sb, "## Results\n\n")
-	head := []string{"model", "criterion", "ratio", "retraining", "#params", "removed", "blocks removed"}
+	head := []string{"model", "family", "method", "ratio asked", "removed", "retraining", "#params", "blocks removed"}
 	for _, c := range rep.PPLColumns {
 		head = append(head, fmt.Sprintf("PPL %s (BOS %s)", c.Name, c.BOS))
 	}
 	if len(rep.Tasks) > 0 {
 		head = append(head, "zero-shot avg")
 	}
-	if rep.SpeedBatch > 0 {
-		head = append(head, fmt.Sprintf("speed × (batch %d)", rep.SpeedBatch))
+	if rep.Speed != nil {
+		head = append(head, fmt.Sprintf("speed × (batch %d, min–max)", rep.Speed.Batch))
 	}
 	tableHead(sb, head)
 	for _, r := range rep.Rows {
-		cells := []string{r.Name, dash(r.Criterion), dash(r.Ratio), dash(r.Retrain), params(r.Params),
-			prune.FormatPercent(r.RemovedShare), blocks(r.RemovedBlocks, r.Criterion == "")}
+		cells := []string{r.Name, dash(r.Family), dash(r.Method), dash(r.Ratio), prune.FormatPercent(r.RemovedShare),
+			dash(r.Retrain), params(r.Params), blocks(r.RemovedBlocks, r.original)}
 		for _, c := range rep.PPLColumns {
-			cells = append(cells, num(r.PPL[c.key()], r.Done, "%.2f"))
+			v, ok := r.PPL[c.key()]
+			cells = append(cells, num(v, ok && r.Done, "%.2f"))
 		}
 		if len(rep.Tasks) > 0 {
 			cells = append(cells, ptr(r.ZeroShotAvg, "%.4f"))
 		}
-		if rep.SpeedBatch > 0 {
-			cells = append(cells, ptr(r.SpeedRatio, "%.2f×"))
+		if rep.Speed != nil {
+			cells = append(cells, spread(r.Speed, "%.2f×"))
 		}
 		tableRow(sb, cells)
 	}
@@ -119,24 +130,62 @@ func zeroShotTable(sb *strings.Builder, rep *Report) {
 	if len(rep.Tasks) == 0 {
 		return
 	}
-	fmt.Fprintf(sb, "## Zero-shot accuracy\n\nThe paper's metric per task (acc_norm where lm-eval reports it, else acc) and their average.\n\n")
-	tableHead(sb, append(append([]string{"model"}, rep.Tasks...), "average"))
+	var acc, norm []string
+	for _, t := range rep.Tasks {
+		if t.Metric == "acc_norm" {
+			norm = append(norm, t.Label)
+		} else {
+			acc = append(acc, t.Label)
+		}
+	}
+	fmt.Fprintf(sb, "## Zero-shot accuracy\n\nlm-evaluation-harness v0.4 rules, 0-shot. Each task shows the metric the paper "+
+		"reports for it: acc (share of items whose highest-loglikelihood choice is right) for %s; acc_norm (loglikelihood "+
+		"divided by the choice's length in characters) for %s. Cells are value ± standard error over the n items; the "+
+		"average is the mean of the seven values.\n\n", orNone(acc), orNone(norm))
+	head := []string{"model"}
+	for _, t := range rep.Tasks {
+		head = append(head, fmt.Sprintf("%s (%s, n=%d)", t.Label, t.Metric, t.N))
+	}
+	tableHead(sb, append(head, "average"))
 	for _, r := range rep.Rows {
 		cells := []string{r.Name}
 		for _, t := range rep.Tasks {
-			v, ok := r.ZeroShot[t]
-			cells = append(cells, num(v, ok, "%.4f"))
+			c, ok := r.ZeroShot[t.Name]
+			cells = append(cells, cellStderr(c, ok))
 		}
 		tableRow(sb, append(cells, ptr(r.ZeroShotAvg, "%.4f")))
 	}
 	sb.WriteString("\n")
 }
 
+func cellStderr(c ZeroShotCell, ok bool) string {
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("%.4f ± %.4f", c.Value, c.Stderr)
+}
+
+func orNone(l []string) string {
+	if len(l) == 0 {
+		return "none of these tasks"
+	}
+	return strings.Join(l, ", ")
+}
+
 func scoreTable(sb *strings.Builder, rep *Report) {
 	if len(rep.Scores) == 0 {
 		return
 	}
-	fmt.Fprintf(sb, "## Block scores\n\nHigher = more important; rank 1 is removed first; * marks blocks removed at the largest ratio.\n\n")
+	fmt.Fprintf(sb, "## Block scores\n\nHigher = more important; rank 1 is removed first; * marks blocks removed at the "+
+		"largest ratio, (kept) blocks the + policy never removes.")
+	for _, s := range rep.Scores {
+		if s.Baseline != nil {
+			fmt.Fprintf(sb, " %s: %s; the unpruned model scores %.4g.", s.Criterion, criterionUnit(s.Criterion), *s.Baseline)
+		} else {
+			fmt.Fprintf(sb, " %s: %s.", s.Criterion, criterionUnit(s.Criterion))
+		}
+	}
+	sb.WriteString("\n\n")
 	head := []string{"block"}
 	for _, s := range rep.Scores {
 		head = append(head, s.Criterion+" score", "rank")
@@ -153,6 +202,23 @@ func scoreTable(sb *strings.Builder, rep *Report) {
 	sb.WriteString("\n")
 }
 
+// criterionUnit says what a criterion's score measures.
+func criterionUnit(c string) string {
+	switch c {
+	case "ppl":
+		return "perplexity of the calibration text with the block removed"
+	case "taylor":
+		return "Σ|w·∂L/∂w| over the block's weights"
+	case "magnitude":
+		return "Σ|w| over the block's weights"
+	case "bi":
+		return "Block Influence, 1 − cos(block input, output)"
+	case "angular":
+		return "angular distance between hidden states n blocks apart"
+	}
+	return "score"
+}
+
 func scoreCell(s BlockScores, b int) string {
 	if b >= len(s.Scores) || s.Scores[b] == nil {
 		return "–"
@@ -160,6 +226,9 @@ func scoreCell(s BlockScores, b int) string {
 	cell := fmt.Sprintf("%.4g", *s.Scores[b])
 	if largestRemoved(s)[b] {
 		cell += " *"
+	}
+	if slices.Contains(s.Protected, b) {
+		cell += " (kept)"
 	}
 	return cell
 }
@@ -190,23 +259,47 @@ func largestRemoved(s BlockScores) map[int]bool {
 }
 
 func speedTable(sb *strings.Builder, rep *Report) {
-	if len(rep.Speed) == 0 {
+	sp := rep.Speed
+	if sp == nil {
 		return
 	}
 	st := rep.Settings
-	fmt.Fprintf(sb, "## Generation speed\n\nPrompt %d tokens, %d new tokens (EOS ignored), median of %d runs after %d warm-up; retraining does not change the architecture, so each pruned model is measured once.\n\n",
-		st.SpeedPromptLen, st.SpeedNewTokens, st.SpeedRuns, st.SpeedWarmup)
-	tableHead(sb, []string{"model", "blocks", "#params", "batch", "latency s", "tokens/s", "× original", "peak MB"})
-	orig := rep.Speed[0]
-	for _, s := range rep.Speed {
-		for i, p := range s.Points {
+	fmt.Fprintf(sb, "## Generation speed\n\nMeasured on the %s backend (%s), once per architecture: retraining keeps the "+
+		"shapes, and models with the same config share one measurement. Prompt %d tokens, %d new tokens (EOS ignored); "+
+		"%d timed runs after %d warm-up runs, the architectures taking turns run by run so that a change in the machine's "+
+		"load hits all alike. tokens/s is the median with the slowest–fastest run; × original is the median of the "+
+		"run-by-run ratios with their min–max. Memory is the model's: weights plus the KV cache of the batch "+
+		"(estimated from the shapes).\n\n", sp.Backend, sp.Device, st.SpeedPromptLen, st.SpeedNewTokens, st.SpeedRuns, st.SpeedWarmup)
+	tableHead(sb, []string{"architecture", "blocks", "#params", "batch", "latency s", "tokens/s (min–max)", "× original (min–max)", "weights MB", "KV cache MB"})
+	orig := sp.Archs[0]
+	for _, a := range sp.Archs {
+		for i, p := range a.Points {
 			ratio := "–"
-			if orig.Name == "original" && i < len(orig.Points) && orig.Points[i].BatchSize == p.BatchSize {
-				ratio = fmt.Sprintf("%.2f×", p.Throughput/orig.Points[i].Throughput)
+			if i < len(orig.Points) && orig.Points[i].BatchSize == p.BatchSize {
+				s := PairedRatio(p, orig.Points[i])
+				ratio = spread(&s, "%.2f×")
 			}
-			tableRow(sb, []string{s.Name, fmt.Sprint(s.NumLayers), params(s.Params), fmt.Sprint(p.BatchSize),
-				fmt.Sprintf("%.3f", p.LatencyS), fmt.Sprintf("%.1f", p.Throughput), ratio, fmt.Sprintf("%.0f", p.PeakMemMB)})
+			tableRow(sb, []string{a.Name, fmt.Sprint(a.NumLayers), params(a.Params), fmt.Sprint(p.BatchSize),
+				fmt.Sprintf("%.4f", p.LatencyS), fmt.Sprintf("%.1f (%.1f–%.1f)", p.Throughput, p.ThroughputMin, p.ThroughputMax),
+				ratio, fmt.Sprintf("%.2f", p.WeightsMB), fmt.Sprintf("%.2f", p.KVCacheMB)})
 		}
+	}
+	sb.WriteString("\n")
+}
+
+func trainingTable(sb *strings.Builder, rep *Report) {
+	if len(rep.Training) == 0 {
+		return
+	}
+	fmt.Fprintf(sb, "## Retraining\n\nTraining loss (mean next-token cross-entropy of the batch, before its update).\n\n")
+	tableHead(sb, []string{"run", "mode", "updates", "first loss", "last loss", "tokens"})
+	for _, c := range rep.Training {
+		var tokens int
+		for _, t := range c.Tokens {
+			tokens += t
+		}
+		n := len(c.Loss)
+		tableRow(sb, []string{c.Name, c.Mode, fmt.Sprint(c.Steps[n-1]), fmt.Sprintf("%.4f", c.Loss[0]), fmt.Sprintf("%.4f", c.Loss[n-1]), fmt.Sprint(tokens)})
 	}
 	sb.WriteString("\n")
 }
@@ -255,6 +348,13 @@ func num(v float64, ok bool, format string) string {
 		return "–"
 	}
 	return fmt.Sprintf(format, v)
+}
+
+func spread(s *Spread, format string) string {
+	if s == nil {
+		return "–"
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", s.Median, s.Min, s.Max)
 }
 
 func ptr(v *float64, format string) string {

@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/shortllm/shortllm/internal/eval"
 	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/score"
 )
 
@@ -22,15 +23,14 @@ type Report struct {
 	ModelDigest string        `json:"model_digest"`
 	Settings    Config        `json:"settings"`
 	PPLColumns  []PPLColumn   `json:"ppl_columns"`
-	Tasks       []string      `json:"tasks,omitempty"`
+	Tasks       []TaskColumn  `json:"tasks,omitempty"` // in the paper's order
 	Rows        []Row         `json:"rows"`
 	Scores      []BlockScores `json:"block_scores"`
-	Speed       []SpeedRow    `json:"speed,omitempty"`
-	// SpeedBatch is the batch size of the rows' speed ratio (the largest measured).
-	SpeedBatch int      `json:"speed_batch,omitempty"`
-	Missing    []string `json:"missing,omitempty"` // stages not finished yet
-	Plots      []string `json:"plots,omitempty"`
-	Notes      []string `json:"notes,omitempty"` // statements the tables need (sparse speed)
+	Speed       *SpeedSummary `json:"speed,omitempty"`
+	Training    []LossCurve   `json:"training,omitempty"`
+	Missing     []string      `json:"missing,omitempty"` // stages not finished yet
+	Plots       []string      `json:"plots,omitempty"`
+	Notes       []string      `json:"notes,omitempty"` // statements the tables need (sparse speed)
 }
 
 // PPLColumn is one perplexity column: a dataset and a BOS mode.
@@ -41,22 +41,50 @@ type PPLColumn struct {
 
 func (c PPLColumn) key() string { return c.Name + "/" + c.BOS }
 
-// Row is one model of the main table.
+// TaskColumn is one zero-shot task: the metric the paper reports for it and the items run.
+type TaskColumn struct {
+	Name   string `json:"name"`
+	Label  string `json:"label"`  // the paper's column name (BoolQ, ARC-e, ...)
+	Metric string `json:"metric"` // acc or acc_norm
+	N      int    `json:"n"`      // items evaluated (per model)
+}
+
+// Row is one model of the main table. Family and Method say how it was made ("depth" and a
+// block criterion here; other pruning families add rows of their own); Ratio is what was asked
+// for and RemovedShare what was removed (share of all parameters).
 type Row struct {
-	Name          string             `json:"name"`
-	Criterion     string             `json:"criterion,omitempty"`
-	Ratio         string             `json:"ratio,omitempty"`
-	RatioValue    float64            `json:"ratio_value"`
-	Retrain       string             `json:"retrain,omitempty"`
-	Params        int64              `json:"params,omitempty"`
-	RemovedShare  float64            `json:"removed_share"`
-	NumLayers     int                `json:"num_layers,omitempty"`
-	RemovedBlocks []int              `json:"removed_blocks"`
-	PPL           map[string]float64 `json:"ppl"` // PPLColumn key → perplexity
-	ZeroShot      map[string]float64 `json:"zeroshot,omitempty"`
-	ZeroShotAvg   *float64           `json:"zeroshot_average,omitempty"`
-	SpeedRatio    *float64           `json:"speed_ratio,omitempty"`
-	Done          bool               `json:"done"`
+	Name          string                  `json:"name"`
+	Family        string                  `json:"family,omitempty"` // "" for the original
+	Method        string                  `json:"method,omitempty"`
+	Ratio         string                  `json:"ratio,omitempty"`
+	RatioValue    float64                 `json:"ratio_value"`
+	RemovedShare  float64                 `json:"removed_share"`
+	Retrain       string                  `json:"retrain,omitempty"`
+	Params        int64                   `json:"params,omitempty"`
+	NumLayers     int                     `json:"num_layers,omitempty"`
+	RemovedBlocks []int                   `json:"removed_blocks"`
+	PPL           map[string]float64      `json:"ppl"` // PPLColumn key → perplexity
+	ZeroShot      map[string]ZeroShotCell `json:"zeroshot,omitempty"`
+	ZeroShotAvg   *float64                `json:"zeroshot_average,omitempty"`
+	// Speed is the throughput ratio to the original at Report.Speed.Batch: the median of the
+	// run-by-run ratios, with their min and max.
+	Speed    *Spread `json:"speed_ratio,omitempty"`
+	Done     bool    `json:"done"`
+	pruneDir string
+	original bool
+}
+
+// ZeroShotCell is one task's paper metric for one model.
+type ZeroShotCell struct {
+	Value  float64 `json:"value"`
+	Stderr float64 `json:"stderr"`
+}
+
+// Spread is a median with the smallest and largest value it summarises.
+type Spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
 }
 
 // BlockScores is one criterion's scores and the blocks each ratio removed.
@@ -65,14 +93,28 @@ type BlockScores struct {
 	Scores    []*float64       `json:"scores"`
 	Order     []int            `json:"order"`
 	Removed   map[string][]int `json:"removed"` // ratio → blocks
+	// Protected are the blocks the "+" policy never removes.
+	Protected []int `json:"protected,omitempty"`
+	// Baseline is the unpruned model's value on the criterion's scale (the perplexity on the
+	// calibration windows for ppl), when the criterion has one.
+	Baseline *float64 `json:"baseline,omitempty"`
 }
 
-// SpeedRow is one measured architecture.
-type SpeedRow struct {
-	Name      string            `json:"name"`
-	NumLayers int               `json:"num_layers"`
-	Params    int64             `json:"params"`
-	Points    []eval.SpeedPoint `json:"points"`
+// SpeedSummary is the speed stage's measurement.
+type SpeedSummary struct {
+	Backend string      `json:"backend"`
+	Device  string      `json:"device"`
+	Batch   int         `json:"batch"` // the batch size of the rows' ratios (the largest measured)
+	Archs   []ArchSpeed `json:"architectures"`
+}
+
+// LossCurve is one retraining run's training loss per update.
+type LossCurve struct {
+	Name   string    `json:"name"`
+	Mode   string    `json:"mode"`
+	Steps  []int     `json:"steps"`
+	Loss   []float64 `json:"loss"`
+	Tokens []int     `json:"tokens"`
 }
 
 // Build reads run.json and every stage output under runDir.
@@ -82,21 +124,22 @@ func Build(runDir string) (*Report, error) {
 		return nil, fmt.Errorf("report %s: %w (not a pipeline run directory?)", runDir, err)
 	}
 	rep := &Report{Model: man.Config.Model, ModelDigest: man.ModelDigest, Settings: man.Config}
-	b := &builder{dir: runDir, rep: rep, seenSpeed: map[string]bool{}}
+	b := &builder{dir: runDir, rep: rep, tasks: map[string]TaskColumn{}}
 	for _, s := range man.Scores {
 		b.scores(s)
 	}
 	for _, v := range man.Variants {
 		b.variant(v)
 	}
-	b.speedRatios()
+	b.taskColumns()
+	b.speed(man.SpeedDir)
 	return rep, nil
 }
 
 type builder struct {
-	dir       string
-	rep       *Report
-	seenSpeed map[string]bool
+	dir   string
+	rep   *Report
+	tasks map[string]TaskColumn
 }
 
 // stage reads a finished stage's result file; unfinished stages are listed as missing.
@@ -124,13 +167,26 @@ func (b *builder) scores(s ScoreEntry) {
 		b.rep.Missing = append(b.rep.Missing, s.Dir)
 		return
 	}
-	b.rep.Scores = append(b.rep.Scores, BlockScores{Criterion: s.Criterion, Scores: list[0].Scores,
-		Order: list[0].Order, Removed: map[string][]int{}})
+	bs := BlockScores{Criterion: s.Criterion, Scores: list[0].Scores, Order: list[0].Order, Removed: map[string][]int{},
+		Baseline: list[0].Baseline}
+	st := b.rep.Settings
+	if !st.NoPlus {
+		n := len(bs.Scores)
+		for i := range n {
+			if i < st.KeepFirst || i >= n-st.KeepLast {
+				bs.Protected = append(bs.Protected, i)
+			}
+		}
+	}
+	b.rep.Scores = append(b.rep.Scores, bs)
 }
 
 func (b *builder) variant(v Variant) {
-	row := Row{Name: v.Name, Criterion: v.Criterion, Ratio: v.Ratio, RatioValue: v.RatioVal, Retrain: v.Retrain,
-		PPL: map[string]float64{}, RemovedBlocks: []int{}}
+	row := Row{Name: v.Name, Method: v.Criterion, Ratio: v.Ratio, RatioValue: v.RatioVal, Retrain: v.Retrain,
+		PPL: map[string]float64{}, RemovedBlocks: []int{}, pruneDir: v.PruneDir, original: v.Criterion == ""}
+	if !row.original {
+		row.Family = FamilyDepth
+	}
 	if v.PruneDir != "" {
 		b.pruneRecord(v, &row)
 	}
@@ -143,24 +199,14 @@ func (b *builder) variant(v Variant) {
 		row.Params, row.NumLayers = res.Params, res.NumLayers
 		b.evalColumns(&row, &res)
 	}
-	b.rep.Rows = append(b.rep.Rows, row)
-	if v.SpeedDir != "" && !b.seenSpeed[v.SpeedDir] { // retraining rows share their pruned model's
-		b.seenSpeed[v.SpeedDir] = true
-		var sr SpeedResult
-		if b.stage(v.SpeedDir, "result.json", &sr) {
-			b.rep.Speed = append(b.rep.Speed, SpeedRow{Name: speedName(v.Criterion, v.Ratio), NumLayers: sr.NumLayers,
-				Params: sr.Params, Points: sr.Points})
-		}
+	if v.RetrainDir != "" {
+		b.lossCurves(v)
 	}
+	b.rep.Rows = append(b.rep.Rows, row)
 }
 
-// speedName names an architecture: the original, or a criterion at a ratio.
-func speedName(criterion, ratio string) string {
-	if criterion == "" {
-		return "original"
-	}
-	return criterion + " " + ratio
-}
+// FamilyDepth is the method family of block (depth) pruning.
+const FamilyDepth = "depth"
 
 func (b *builder) pruneRecord(v Variant, row *Row) {
 	rec, ok, err := prune.ReadRecord(filepath.Join(b.dir, v.PruneDir, "model"))
@@ -170,7 +216,7 @@ func (b *builder) pruneRecord(v Variant, row *Row) {
 		}
 		return
 	}
-	row.RemovedBlocks, row.RemovedShare = rec.RemovedBlocks, rec.RemovedRatio
+	row.RemovedBlocks, row.RemovedShare, row.Params = rec.RemovedBlocks, rec.RemovedRatio, rec.ParamsAfter
 	for i := range b.rep.Scores {
 		if b.rep.Scores[i].Criterion == v.Criterion {
 			b.rep.Scores[i].Removed[v.Ratio] = rec.RemovedBlocks
@@ -189,54 +235,103 @@ func (b *builder) evalColumns(row *Row, res *EvalResult) {
 	if res.ZeroShot == nil {
 		return
 	}
-	row.ZeroShot = map[string]float64{}
+	row.ZeroShot = map[string]ZeroShotCell{}
 	for task, r := range res.ZeroShot.Results {
-		row.ZeroShot[task] = r.Paper
-		if !containsStr(b.rep.Tasks, task) {
-			b.rep.Tasks = append(b.rep.Tasks, task)
-			sort.Strings(b.rep.Tasks)
+		row.ZeroShot[task] = ZeroShotCell{Value: r.Paper, Stderr: r.PaperStderr()}
+		if _, ok := b.tasks[task]; !ok {
+			b.tasks[task] = TaskColumn{Name: task, Label: TaskLabel(task), Metric: r.PaperMetric, N: r.N}
 		}
 	}
 	avg := res.ZeroShot.PaperAverage
 	row.ZeroShotAvg = &avg
 }
 
-// speedRatios sets each pruned row's throughput over the original's at the largest batch.
-func (b *builder) speedRatios() {
-	if len(b.rep.Speed) == 0 || b.rep.Speed[0].Name != "original" || len(b.rep.Speed[0].Points) == 0 {
+// taskColumns orders the tasks as the paper's tables do.
+func (b *builder) taskColumns() {
+	for _, name := range eval.TaskNames() {
+		if c, ok := b.tasks[name]; ok {
+			b.rep.Tasks = append(b.rep.Tasks, c)
+		}
+	}
+}
+
+// TaskLabel is the paper's column name of a task.
+func TaskLabel(task string) string {
+	labels := map[string]string{"boolq": "BoolQ", "piqa": "PIQA", "hellaswag": "HellaSwag", "winogrande": "WinoGrande",
+		"arc_easy": "ARC-e", "arc_challenge": "ARC-c", "openbookqa": "OBQA"}
+	if l, ok := labels[task]; ok {
+		return l
+	}
+	return task
+}
+
+// lossCurves reads the retraining stage's train_log.json files (CPT then LoRA for cpt+lora).
+func (b *builder) lossCurves(v Variant) {
+	out := filepath.Join(b.dir, v.RetrainDir, "out")
+	for _, path := range []string{filepath.Join(out, "cpt", "train_log.json"), filepath.Join(out, "train_log.json")} {
+		var log retrain.RunLog
+		if readJSON(path, &log) != nil || len(log.Steps) == 0 {
+			continue
+		}
+		c := LossCurve{Name: v.Name, Mode: log.Mode}
+		if v.Retrain == RetrainCPTLoRA {
+			c.Name += " (" + log.Mode + ")"
+		}
+		for _, s := range log.Steps {
+			c.Steps, c.Loss, c.Tokens = append(c.Steps, s.Step), append(c.Loss, s.Loss), append(c.Tokens, s.Tokens)
+		}
+		b.rep.Training = append(b.rep.Training, c)
+	}
+}
+
+// speed reads the speed stage and gives each row its architecture's throughput ratio to the
+// original at the largest batch size: the median of the run-by-run ratios (runs of the same
+// round are paired), with min and max.
+func (b *builder) speed(dir string) {
+	var sr SpeedResult
+	if dir == "" || !b.stage(dir, "result.json", &sr) || len(sr.Archs) == 0 || len(sr.Archs[0].Points) == 0 {
 		return
 	}
-	orig := b.rep.Speed[0].Points
-	last := orig[len(orig)-1]
-	b.rep.SpeedBatch = last.BatchSize
-	byName := map[string]float64{}
-	for _, s := range b.rep.Speed {
-		if n := len(s.Points); n > 0 && s.Points[n-1].BatchSize == last.BatchSize {
-			byName[s.Name] = s.Points[n-1].Throughput / last.Throughput
-		}
-	}
+	orig := sr.Archs[0].Points
+	last := len(orig) - 1
+	b.rep.Speed = &SpeedSummary{Backend: sr.Backend, Device: sr.Device, Batch: orig[last].BatchSize, Archs: sr.Archs}
 	for i := range b.rep.Rows {
 		r := &b.rep.Rows[i]
-		if x, ok := byName[speedName(r.Criterion, r.Ratio)]; ok {
-			r.SpeedRatio = &x
+		for _, a := range sr.Archs {
+			if slices.Contains(a.PruneDirs, r.pruneDir) && len(a.Points) == len(orig) {
+				s := PairedRatio(a.Points[last], orig[last])
+				r.Speed = &s
+			}
 		}
 	}
+}
+
+// PairedRatio is the throughput ratio of p to base run by run (latency of base over latency of
+// p, runs of the same round paired), summarised as median, min and max. Without per-run
+// latencies it is the ratio of the medians.
+func PairedRatio(p, base eval.SpeedPoint) Spread {
+	n := min(len(p.Latencies), len(base.Latencies))
+	if n == 0 {
+		x := p.Throughput / base.Throughput
+		return Spread{x, x, x}
+	}
+	ratios := make([]float64, n)
+	for i := range n {
+		ratios[i] = base.Latencies[i] / p.Latencies[i]
+	}
+	return Spread{Median: medianOf(ratios), Min: slices.Min(ratios), Max: slices.Max(ratios)}
+}
+
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 func containsCol(cols []PPLColumn, c PPLColumn) bool {
-	for _, x := range cols {
-		if x == c {
-			return true
-		}
-	}
-	return false
-}
-
-func containsStr(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(cols, c)
 }

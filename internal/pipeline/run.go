@@ -43,7 +43,10 @@ type Manifest struct {
 	ModelDigest string       `json:"model_digest"`
 	Scores      []ScoreEntry `json:"scores"`
 	Variants    []Variant    `json:"variants"`
-	ToolVersion string       `json:"tool_version"`
+	// SpeedDir is the one speed stage, which measures every distinct architecture together
+	// (planned once pruning has run; empty without --speed).
+	SpeedDir    string `json:"speed_dir,omitempty"`
+	ToolVersion string `json:"tool_version"`
 }
 
 // ScoreEntry is one criterion's scoring stage (its scores.json).
@@ -66,7 +69,6 @@ type Variant struct {
 	PruneDir   string `json:"prune_dir,omitempty"`
 	RetrainDir string `json:"retrain_dir,omitempty"`
 	EvalDir    string `json:"eval_dir"`
-	SpeedDir   string `json:"speed_dir,omitempty"`
 	// SparsifyDir is a weight-sparsity variant's sparsify stage (sparsity.go).
 	SparsifyDir string `json:"sparsify_dir,omitempty"`
 }
@@ -87,6 +89,7 @@ type runner struct {
 	searches    []searchStages   // search and prune stages per (search method, ratio)
 	planned     map[string]Stage // retrain, eval and speed stages by directory
 	sparsifies  []Stage          // one per plan.sparsity entry
+	speedArchs  []ArchSpeed      // what the speed stage measures
 }
 
 // Run executes every missing stage of the pipeline, writes run.json and returns it with the
@@ -179,9 +182,17 @@ func (r *runner) stages() (*Manifest, error) {
 	if err := r.runSparsify(); err != nil {
 		return nil, err
 	}
+	if err := r.planSpeed(man); err != nil {
+		return nil, err
+	}
 	r.orig = nil // scoring and pruning are done: let the weights go
 	for i := range man.Variants {
 		if err := r.variant(&man.Variants[i]); err != nil {
+			return nil, err
+		}
+	}
+	if man.SpeedDir != "" {
+		if err := r.runStageDir(man.SpeedDir, r.speed); err != nil {
 			return nil, err
 		}
 	}

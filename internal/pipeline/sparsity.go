@@ -108,7 +108,6 @@ func (r *runner) planSparsity(man *Manifest, ek evalKey) error {
 		v := Variant{Name: fmt.Sprintf("%s %s %s", s.entry, s.Pattern, ratio), Criterion: s.label(), Ratio: ratio,
 			RatioVal: s.Sparsity, Retrain: RetrainNone, ModelDir: filepath.Join(st.Dir, "model"), SparsifyDir: r.keep(st)}
 		r.addEval(&v, st.Hash, ek)
-		v.SpeedDir = r.keep(r.speedStage(st.Hash, s.label()))
 		man.Variants = append(man.Variants, v)
 		r.sparsifies = append(r.sparsifies, st)
 	}

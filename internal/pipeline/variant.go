@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/shortllm/shortllm/internal/eval"
@@ -71,18 +70,6 @@ func (r *runner) addRetrain(v *Variant, ps Stage, k retrainKey, ek evalKey) {
 		}
 	}
 	r.addEval(v, parent, ek)
-	if v.Retrain == RetrainNone || !r.hasNone() {
-		v.SpeedDir = r.keep(r.speedStage(ps.Hash, ps.Label)) // retraining keeps the architecture: measure once
-	}
-}
-
-func (r *runner) hasNone() bool {
-	for _, m := range r.plan.retrain {
-		if m == RetrainNone {
-			return true
-		}
-	}
-	return false
 }
 
 type evalKey struct {
@@ -126,39 +113,16 @@ func (r *runner) addEval(v *Variant, parent string, k evalKey) {
 		Model, Adapter string
 		Settings       evalKey
 	}{parent, v.Adapter, k}))
-	if v.Criterion == "" && r.cfg.Speed {
-		v.SpeedDir = r.keep(r.speedStage(r.modelDigest, "original"))
-	}
 }
 
-type speedKey struct {
-	Model                              string
-	Sizes                              []int
-	PromptLen, NewTokens, Runs, Warmup int
-}
-
-func (r *runner) speedStage(parent, label string) Stage {
-	if !r.cfg.Speed {
-		return Stage{}
-	}
-	return newStage("speed", label, speedKey{Model: parent, Sizes: r.plan.speedSizes, PromptLen: r.cfg.SpeedPromptLen,
-		NewTokens: r.cfg.SpeedNewTokens, Runs: r.cfg.SpeedRuns, Warmup: r.cfg.SpeedWarmup})
-}
-
-// variant runs a model's retraining, evaluation and speed stages.
+// variant runs a model's retraining and evaluation stages.
 func (r *runner) variant(v *Variant) error {
 	if v.RetrainDir != "" {
 		if err := r.runStageDir(v.RetrainDir, func(dir string) error { return r.retrain(v, dir) }); err != nil {
 			return err
 		}
 	}
-	if err := r.runStageDir(v.EvalDir, func(dir string) error { return r.eval(v, dir) }); err != nil {
-		return err
-	}
-	if v.SpeedDir != "" {
-		return r.runStageDir(v.SpeedDir, func(dir string) error { return r.speed(v, dir) })
-	}
-	return nil
+	return r.runStageDir(v.EvalDir, func(dir string) error { return r.eval(v, dir) })
 }
 
 // keep remembers a planned stage by its directory (what a Variant records) and returns it.
@@ -252,7 +216,10 @@ func (r *runner) zeroShot(lm eval.LM, tok *tokenizer.Tokenizer, v *Variant) (*ev
 		}
 		tasks = append(tasks, t)
 	}
-	var opts eval.ZeroShotOptions
+	// One item per forward pass: on the pure-Go backend a small model spends more time building
+	// graphs for big batch shapes than it saves (the demo: 15 vs 25 CPU-s); scores do not
+	// depend on it.
+	opts := eval.ZeroShotOptions{ModelDir: r.path(v.ModelDir)}
 	if p := r.progress("zero-shot " + v.Name); p != nil {
 		opts.Progress = func(_ string, done, total int) { p(done, total) }
 	}
@@ -285,39 +252,4 @@ func (r *runner) path(p string) string {
 		return p
 	}
 	return filepath.Join(r.cfg.Out, p)
-}
-
-// SpeedResult is a speed stage's result.json.
-type SpeedResult struct {
-	Params    int64             `json:"params"`
-	NumLayers int               `json:"num_layers"`
-	Points    []eval.SpeedPoint `json:"points"`
-}
-
-// speed measures generation throughput with a fixed random prompt, as `eval speed` does.
-func (r *runner) speed(v *Variant, dir string) error {
-	_, _, m, err := r.load(Variant{ModelDir: v.ModelDir, Adapter: ""}.withPrune(v))
-	if err != nil {
-		return err
-	}
-	bos := -1
-	if len(m.Config.BOSTokenID) > 0 {
-		bos = m.Config.BOSTokenID[0]
-	}
-	pts, err := eval.MeasureSpeed(model.NewRunner(r.Backend, m), eval.SpeedOptions{BatchSizes: r.plan.speedSizes,
-		PromptIDs: eval.RandomPrompt(r.cfg.SpeedPromptLen, m.Config.VocabSize, bos, 1), NewTokens: r.cfg.SpeedNewTokens,
-		Runs: r.cfg.SpeedRuns, Warmup: r.cfg.SpeedWarmup, Progress: r.progress("speed " + v.Name)})
-	if err != nil {
-		return err
-	}
-	sort.Slice(pts, func(i, j int) bool { return pts[i].BatchSize < pts[j].BatchSize })
-	return writeJSON(filepath.Join(dir, "result.json"), SpeedResult{Params: m.NumParams(), NumLayers: m.Config.NumHiddenLayers, Points: pts})
-}
-
-// withPrune measures the pruned architecture: retrained weights run at the same speed.
-func (v Variant) withPrune(src *Variant) *Variant {
-	if src.PruneDir != "" {
-		v.ModelDir = filepath.Join(src.PruneDir, "model")
-	}
-	return &v
 }

@@ -3,6 +3,7 @@ package prune
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,5 +73,13 @@ func TestParseRatio(t *testing.T) {
 		if _, err := ParseRatio(in); err == nil || !strings.HasPrefix(err.Error(), "--ratio") {
 			t.Errorf("ParseRatio(%q): err = %v, want a --ratio error", in, err)
 		}
+	}
+}
+
+// TestRecordFile_IsCarriedProvenance: the pruning record is one of the files every derived
+// checkpoint carries (retrained, merged), so a CPT-after-prune model still says what was cut.
+func TestRecordFile_IsCarriedProvenance(t *testing.T) {
+	if !slices.Contains(model.ProvenanceFiles, RecordFile) {
+		t.Fatalf("model.ProvenanceFiles %v lacks %s", model.ProvenanceFiles, RecordFile)
 	}
 }

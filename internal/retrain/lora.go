@@ -337,11 +337,12 @@ func (a *Adapter) SetTensor(key string, t *tensors.Tensor) {
 }
 
 // WriteInto writes adapter_config.json and adapter_model.safetensors into an existing dir.
-// base is recorded as base_model_name_or_path; the config hash goes into the safetensors
-// metadata (PEFT ignores it) so a later load can refuse a different model.
+// base is recorded as base_model_name_or_path (see PeftBase); the config hash goes into the
+// safetensors metadata (PEFT ignores it) so a later load can refuse a different model. As
+// PEFT's save_pretrained does, the saved config says inference_mode: true.
 func (a *Adapter) WriteInto(dir, base string, cfg *model.Config) error {
 	lc := a.Config
-	lc.BaseModelNameOrPath = base
+	lc.BaseModelNameOrPath, lc.InferenceMode = base, true
 	if lc.TargetModules == nil {
 		lc.TargetModules = []string{}
 	}

@@ -353,9 +353,12 @@ func (j *Job) saveModel(stage, sub string, log *RunLog, logName string) error {
 
 // writeLoRA writes the adapter (and the merged model) into stage.
 func (j *Job) writeLoRA(stage string, a *Adapter, log *RunLog) error {
-	base := j.ModelRef
-	if j.Mode == JobCPTLoRA {
-		base = filepath.Join(j.Out, "cpt")
+	base := PeftBase(j.ModelRef)
+	if j.Mode == JobCPTLoRA { // the CPT model beside it, where it will be once out is in place
+		var err error
+		if base, err = filepath.Abs(filepath.Join(j.Out, "cpt")); err != nil {
+			return fmt.Errorf("out %s: %w", j.Out, err)
+		}
 	}
 	if err := a.WriteInto(stage, base, j.Model.Config); err != nil {
 		return fmt.Errorf("out %s: %w", j.Out, err)

@@ -1,6 +1,7 @@
 package score
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -47,6 +48,14 @@ func TestCompute_MatchesGolden(t *testing.T) {
 				}
 				if !slices.Equal(res.Order, c.order) {
 					t.Errorf("%s: order %v, want %v", c.criterion, res.Order, c.order)
+				}
+				if c.criterion == "ppl" {
+					// The unpruned model's perplexity: exp of the reference's calibration loss.
+					if res.Baseline == nil || math.Abs(*res.Baseline/math.Exp(g.CalibLoss)-1) > 1e-4 {
+						t.Errorf("ppl baseline %v, want exp(%v) = %v", res.Baseline, g.CalibLoss, math.Exp(g.CalibLoss))
+					}
+				} else if res.Baseline != nil {
+					t.Errorf("%s has a baseline %v", c.criterion, *res.Baseline)
 				}
 			}
 		})

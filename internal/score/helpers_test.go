@@ -50,6 +50,7 @@ func sharedCalib(tb testing.TB) *Calibration {
 }
 
 type criteriaGolden struct {
+	CalibLoss float64   `json:"calib_loss"`
 	Taylor    []float64 `json:"taylor"`
 	PPL       []float64 `json:"ppl"`
 	Magnitude []float64 `json:"magnitude"`

@@ -14,30 +14,38 @@ import (
 // pplRemoved is the perplexity of the calibration windows with each block removed in turn
 // (anal_block_sensitivity_ppl.py). Removing block i leaves blocks 0..i−1 unchanged, so one
 // pass per micro-batch collects the hidden state entering every block and each ablation runs
-// only blocks i+1.. from there: about half the work of L separate forwards.
-func pplRemoved(r *model.Runner, ids [][]int, opts Options) ([]*float64, error) {
+// only blocks i+1.. from there: about half the work of L separate forwards. It also returns
+// the perplexity with every (kept) block in place: the last block run from its input.
+func pplRemoved(r *model.Runner, ids [][]int, opts Options) ([]*float64, *float64, error) {
 	cfg := r.Model.Config
 	blocks := kept(cfg.NumHiddenLayers, opts.SkipBlocks)
 	nll := make([]float64, cfg.NumHiddenLayers)
+	var full float64
 	parts := batches(ids, opts.BatchSize)
 	done, total := 0, len(parts)*(1+len(blocks))
 	for _, part := range parts {
 		in, lab := shifted(part)
 		inT, err := model.IDsTensor(in)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		labT, _ := model.IDsTensor(lab)
 		hidden, err := prefixHidden(r, blocks, opts.SkipBlocks, inT)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		done++
 		opts.Progress(done, total)
+		last := len(blocks) - 1
+		s, err := nllFrom(r, blocks[last], opts.SkipBlocks, hidden[last], labT)
+		if err != nil {
+			return nil, nil, err
+		}
+		full += s
 		for k, b := range blocks {
 			s, err := nllFrom(r, b+1, opts.SkipBlocks, hidden[k], labT)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			nll[b] += s
 			done++
@@ -49,7 +57,7 @@ func pplRemoved(r *model.Runner, ids [][]int, opts Options) ([]*float64, error) 
 	for _, b := range blocks {
 		scores[b] = ptr(math.Exp(nll[b] / tokens))
 	}
-	return scores, nil
+	return scores, ptr(math.Exp(full / tokens)), nil
 }
 
 // prefixHidden returns the hidden state entering each of blocks. The last block's own output

@@ -158,7 +158,10 @@ type Result struct {
 	// skipped or a span does not fit. Higher means more important.
 	Scores []*float64 `json:"scores"`
 	// Order lists the scored blocks least important (lowest score) first.
-	Order       []int          `json:"order"`
+	Order []int `json:"order"`
+	// Baseline is the unpruned model on the criterion's scale, where it has one: for ppl the
+	// perplexity of the calibration windows with every block in place.
+	Baseline    *float64       `json:"baseline,omitempty"`
 	Calibration *Calibration   `json:"calibration"`
 	Options     map[string]any `json:"options"`
 	ToolVersion string         `json:"tool_version"`
@@ -190,7 +193,7 @@ func Compute(r *model.Runner, calib *Calibration, criterion string, opts Options
 	} else {
 		calib = nil
 	}
-	scores, err := computeScores(r, calib, base, opts)
+	scores, baseline, err := computeScores(r, calib, base, opts)
 	if err == nil {
 		err = checkFinite(scores, base, opts)
 	}
@@ -203,24 +206,28 @@ func Compute(r *model.Runner, calib *Calibration, criterion string, opts Options
 	}
 	return &Result{
 		Model: r.Model.Dir, ConfigHash: cfg.Hash(), WeightsDigest: digest, NumLayers: cfg.NumHiddenLayers,
-		Criterion: criterion, Scores: scores, Order: order(scores), Calibration: calib,
+		Criterion: criterion, Scores: scores, Order: order(scores), Baseline: baseline, Calibration: calib,
 		Options: optionsRecord(base, opts),
 	}, nil
 }
 
-func computeScores(r *model.Runner, calib *Calibration, base string, opts Options) ([]*float64, error) {
+// computeScores returns the scores and, for ppl, the unpruned model's perplexity.
+func computeScores(r *model.Runner, calib *Calibration, base string, opts Options) ([]*float64, *float64, error) {
+	var s []*float64
+	var err error
 	switch base {
 	case "taylor":
-		return taylor(r, calib.IDs, opts)
+		s, err = taylor(r, calib.IDs, opts)
 	case "magnitude":
-		return magnitude(r.Model, opts), nil
+		s = magnitude(r.Model, opts)
 	case "ppl":
 		return pplRemoved(r, calib.IDs, opts)
 	case "bi":
-		return blockInfluence(r, calib.IDs, opts)
+		s, err = blockInfluence(r, calib.IDs, opts)
 	default:
-		return angular(r, calib.IDs, opts)
+		s, err = angular(r, calib.IDs, opts)
 	}
+	return s, nil, err
 }
 
 // checkCalibration rejects windows the model cannot run, before any graph is built.
