@@ -97,7 +97,7 @@ func lowest(v []float64, idx []int, k int) []int {
 	return out
 }
 
-func iota(n int) []int {
+func indices(n int) []int {
 	out := make([]int, n)
 	for i := range out {
 		out[i] = i
@@ -111,14 +111,14 @@ func chooseBlock(cfg *model.Config, s *Scores, b int, c counts) prune.LayerUnits
 	w := cfg.Width(b)
 	var units []int
 	if s.HeadUnit == UnitKVGroup {
-		units = lowest(s.Heads[b], iota(w.NumKeyValueHeads), c.heads)
+		units = lowest(s.Heads[b], indices(w.NumKeyValueHeads), c.heads)
 	} else {
 		for g := 0; g < w.NumKeyValueHeads; g++ {
 			units = append(units, lowest(s.Heads[b], groupHeads(w, g), c.heads/w.NumKeyValueHeads)...)
 		}
 	}
 	heads, kv := HeadsFromUnits(w, s.HeadUnit, units)
-	return prune.LayerUnits{Heads: heads, KVHeads: kv, Channels: lowest(s.Channels[b], iota(w.IntermediateSize), c.channels)}
+	return prune.LayerUnits{Heads: heads, KVHeads: kv, Channels: lowest(s.Channels[b], indices(w.IntermediateSize), c.channels)}
 }
 
 // globalPlan ranks every head unit and channel of the candidate blocks by score and removes

@@ -34,7 +34,7 @@ func TestCheck_BadLayouts(t *testing.T) {
 		{"every head", plan(5, prune.LayerUnits{Heads: allHeads, KVHeads: allKV}), false, "block 5: removing all 8 attention heads"},
 		{"breaks GQA group", plan(3, prune.LayerUnits{Heads: []int{0}}), false, "breaks GQA group 0"},
 		{"unequal groups", plan(3, prune.LayerUnits{Heads: []int{0}}), true, "keep 1, 2, 2, 2 query heads"},
-		{"every channel", plan(2, prune.LayerUnits{Channels: iota(cfg.IntermediateSize)}), false, "block 2: removing all 172 FFN channels"},
+		{"every channel", plan(2, prune.LayerUnits{Channels: indices(cfg.IntermediateSize)}), false, "block 2: removing all 172 FFN channels"},
 		{"out of range", plan(1, prune.LayerUnits{Channels: []int{172}}), false, "FFN channel 172 is out of range"},
 	}
 	for _, c := range cases {
