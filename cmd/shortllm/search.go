@@ -93,6 +93,11 @@ func runSearch(a *app, cmd *cobra.Command, o *searchOptions) error {
 	if err != nil {
 		return err
 	}
+	outFile, err := beginOutFile(o.out, dir, o.calib)
+	if err != nil {
+		return err
+	}
+	defer outFile.Close()
 	m, err := model.Load(dir, model.LoadOptions{})
 	if err != nil {
 		return err
@@ -117,10 +122,8 @@ func runSearch(a *app, cmd *cobra.Command, o *searchOptions) error {
 		return err
 	}
 	plan.ToolVersion = version
-	if o.out != "" {
-		if err := plan.Write(o.out); err != nil {
-			return err
-		}
+	if err := outFile.WriteJSON(plan); err != nil {
+		return err
 	}
 	if a.json {
 		return a.printJSON(plan)
