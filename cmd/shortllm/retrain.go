@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
@@ -55,7 +56,8 @@ tokens of the whole batch (gradient accumulation keeps that normalisation).
 Checkpoints (--save-every) go to OUT.ckpt; --resume continues them bit for bit.
 train_log.json in --out records every step and the peak memory.`,
 		Example: `  shortllm retrain --model pruned --out pruned-lora --mode lora --data alpaca.json --val-size 100 --epochs 2
-  shortllm retrain --model pruned --out pruned-cpt --mode cpt --data stories/train.jsonl --max-tokens 1000000 --save-every 50`,
+  shortllm retrain --model pruned --out pruned-cpt --mode cpt --data stories/train.jsonl --max-tokens 1000000 --save-every 50
+  shortllm retrain --model pruned --out pruned-lora --mode lora --data alpaca.json --dtype bf16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.changed = cmd.Flags().Changed
@@ -63,6 +65,7 @@ train_log.json in --out records every step and the peak memory.`,
 		},
 	}
 	bindRetrainFlags(cmd, o)
+	addDTypeFlag(cmd.Flags(), a)
 	return cmd
 }
 
@@ -135,7 +138,14 @@ func newJob(a *app, cmd *cobra.Command, o *retrainOptions) (*retrain.Job, error)
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	dt, err := model.ParseDType(a.dtype, "--dtype")
+	if err != nil {
+		return nil, err
+	}
+	if dt != dtypes.Float32 && o.mode != retrain.ModeLoRA {
+		return nil, fmt.Errorf("--dtype %s: only --mode lora trains on a bf16 base (cpt updates float32 weights)", a.dtype)
+	}
+	m, err := model.Load(dir, model.LoadOptions{DType: dt})
 	if err != nil {
 		return nil, err
 	}

@@ -141,9 +141,12 @@ func (t *Trainer) checkOptions() error {
 	if err := ValidSchedule(o.Schedule); err != nil {
 		return fmt.Errorf("%v: %w", err, ErrOptions)
 	}
+	if o.Mode == ModeLoRA {
+		return nil // the base is frozen: any compute dtype; the adapters train in float32
+	}
 	for n, w := range t.r.Model.Weights {
 		if w.DType() != dtypes.Float32 {
-			return fmt.Errorf("tensor %s is %s: training needs float32 weights: %w", n, w.DType(), ErrOptions)
+			return fmt.Errorf("tensor %s is %s: CPT trains float32 weights (load the model with compute dtype f32): %w", n, w.DType(), ErrOptions)
 		}
 	}
 	return nil
@@ -490,11 +493,13 @@ func (t *Trainer) adapters(train []*Node, rng *Node) map[string]model.Adapter {
 				keep := GreaterOrEqual(u, Scalar(x.Graph(), x.DType(), p))
 				x = Where(keep, MulScalar(x, 1/(1-p)), ZerosLike(x))
 			}
-			a := ConvertDType(A, x.DType())
-			b := ConvertDType(B, x.DType())
-			h := DotGeneral(x, []int{2}, nil, a, []int{1}, nil) // [B, T, r]
-			y := DotGeneral(h, []int{2}, nil, b, []int{1}, nil) // [B, T, out]
-			return MulScalar(y, t.scale)
+			// The adapter path runs in float32 even on a bf16 base: its weights are what trains,
+			// and rounding its activations to bf16 costs a visible share of the gradient.
+			dt := x.DType()
+			x = ConvertDType(x, dtypes.Float32)
+			h := DotGeneral(x, []int{2}, nil, ConvertDType(A, dtypes.Float32), []int{1}, nil) // [B, T, r]
+			y := DotGeneral(h, []int{2}, nil, ConvertDType(B, dtypes.Float32), []int{1}, nil) // [B, T, out]
+			return ConvertDType(MulScalar(y, t.scale), dt)
 		}
 	}
 	return ad
