@@ -219,7 +219,9 @@ func (r *runner) zeroShot(lm eval.LM, tok *tokenizer.Tokenizer, v *Variant) (*ev
 	// One item per forward pass: on the pure-Go backend a small model spends more time building
 	// graphs for big batch shapes than it saves (the demo: 15 vs 25 CPU-s); scores do not
 	// depend on it.
-	opts := eval.ZeroShotOptions{ModelDir: r.path(v.ModelDir)}
+	// The model is named as the run records it (relative to the run directory for pruned and
+	// retrained models), so results do not depend on where the run directory lies.
+	opts := eval.ZeroShotOptions{ModelDir: v.ModelDir}
 	if p := r.progress("zero-shot " + v.Name); p != nil {
 		opts.Progress = func(_ string, done, total int) { p(done, total) }
 	}
