@@ -4,41 +4,18 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
 
-	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/testutil"
+	"github.com/shortllm/shortllm/internal/testutil/modeltest"
 )
 
-var (
-	backendOnce sync.Once
-	testBE      backends.Backend
-	backendErr  error
-)
+func testBackend(tb testing.TB) backends.Backend { return modeltest.Backend(tb) }
 
-// testBackend shares one SimpleGo backend across tests: creating it is cheap, but sharing
-// keeps the parallel tests from oversubscribing the cores.
-func testBackend(tb testing.TB) backends.Backend {
-	tb.Helper()
-	backendOnce.Do(func() { testBE, backendErr = backend.New("go", os.Stderr) })
-	if backendErr != nil {
-		tb.Fatal(backendErr)
-	}
-	return testBE
-}
-
-func loadRunner(tb testing.TB, name string) *model.Runner {
-	tb.Helper()
-	m, err := model.Load(testutil.SharedDir(tb, "models", name), model.LoadOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return model.NewRunner(testBackend(tb), m)
-}
+func loadRunner(tb testing.TB, name string) *model.Runner { return modeltest.Runner(tb, name) }
 
 func sharedCalib(tb testing.TB) *Calibration {
 	tb.Helper()

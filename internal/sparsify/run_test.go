@@ -2,36 +2,21 @@ package sparsify
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
 
-	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/safetensors"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/testutil"
+	"github.com/shortllm/shortllm/internal/testutil/modeltest"
 	"github.com/shortllm/shortllm/internal/testutil/refllama"
 )
 
-var (
-	beOnce sync.Once
-	testBE backends.Backend
-	beErr  error
-)
-
-func testBackend(tb testing.TB) backends.Backend {
-	tb.Helper()
-	beOnce.Do(func() { testBE, beErr = backend.New("go", os.Stderr) })
-	if beErr != nil {
-		tb.Fatal(beErr)
-	}
-	return testBE
-}
+func testBackend(tb testing.TB) backends.Backend { return modeltest.Backend(tb) }
 
 // testCalib is the first n shared calibration windows cut to T tokens: fewer tokens keep the
 // tests fast and change nothing the tests check.
@@ -48,14 +33,7 @@ func testCalib(tb testing.TB, n, T int) *score.Calibration {
 	return c
 }
 
-func deep16(tb testing.TB) *model.Model {
-	tb.Helper()
-	m, err := model.Load(testutil.SharedDir(tb, "models", "deep16"), model.LoadOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return m
-}
+func deep16(tb testing.TB) *model.Model { return modeltest.Load(tb, "deep16") }
 
 // refRun sparsifies the float64 reference model block by block as Run does: each block's
 // inputs X come from the already sparsified earlier blocks, X is taken with the block's dense

@@ -2,40 +2,17 @@ package width
 
 import (
 	"math"
-	"os"
-	"sync"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
 
-	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/model"
-	"github.com/shortllm/shortllm/internal/testutil"
+	"github.com/shortllm/shortllm/internal/testutil/modeltest"
 )
 
-var (
-	backendOnce sync.Once
-	testBE      backends.Backend
-	backendErr  error
-)
+func testBackend(tb testing.TB) backends.Backend { return modeltest.Backend(tb) }
 
-func testBackend(tb testing.TB) backends.Backend {
-	tb.Helper()
-	backendOnce.Do(func() { testBE, backendErr = backend.New("go", os.Stderr) })
-	if backendErr != nil {
-		tb.Fatal(backendErr)
-	}
-	return testBE
-}
-
-func loadShared(tb testing.TB, name string) *model.Model {
-	tb.Helper()
-	m, err := model.Load(testutil.SharedDir(tb, "models", name), model.LoadOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return m
-}
+func loadShared(tb testing.TB, name string) *model.Model { return modeltest.Load(tb, name) }
 
 func logits(tb testing.TB, m *model.Model, rows [][]int) []float32 {
 	tb.Helper()
