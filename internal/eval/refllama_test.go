@@ -1,15 +1,10 @@
 package eval
 
-// A minimal float64 LLaMA forward, test-only, so the perplexity protocol can
-// be checked against the goldens' numbers without importing internal/model.
-// It implements just what stories260K needs (F32 safetensors, no biases, no
-// rope scaling) and follows HF LlamaForCausalLM: RMSNorm, rotate_half RoPE,
-// repeat_kv GQA, SwiGLU.
+// The float64 reference LLaMA (independent of internal/model) as an LM, so the
+// perplexity protocol can be checked against the goldens' numbers.
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,184 +14,42 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/shortllm/shortllm/internal/testutil/refllama"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
-type refConfig struct {
-	Hidden     int     `json:"hidden_size"`
-	FFN        int     `json:"intermediate_size"`
-	Layers     int     `json:"num_hidden_layers"`
-	Heads      int     `json:"num_attention_heads"`
-	KVHeads    int     `json:"num_key_value_heads"`
-	Vocab      int     `json:"vocab_size"`
-	MaxPos     int     `json:"max_position_embeddings"`
-	Eps        float64 `json:"rms_norm_eps"`
-	RopeTheta  float64 `json:"rope_theta"`
-	TorchDtype string  `json:"torch_dtype"`
-}
-
+// refLlama adapts the shared float64 reference (internal/testutil/refllama) to the LM
+// interface the perplexity and zero-shot code take.
 type refLlama struct {
-	cfg     refConfig
-	weights map[string][]float64 // row-major [out, in]
+	*refllama.Model
+	maxPos int
 }
 
 func loadRefLlama(tb testing.TB, dir string) *refLlama {
 	tb.Helper()
-	m := &refLlama{weights: map[string][]float64{}}
 	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &m.cfg); err != nil {
+	var c struct {
+		MaxPos int `json:"max_position_embeddings"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
 		tb.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "model.safetensors"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n := binary.LittleEndian.Uint64(data)
-	var header map[string]json.RawMessage
-	if err := json.Unmarshal(data[8:8+n], &header); err != nil {
-		tb.Fatal(err)
-	}
-	body := data[8+n:]
-	for name, rawInfo := range header {
-		if name == "__metadata__" {
-			continue
-		}
-		var info struct {
-			Dtype   string `json:"dtype"`
-			Offsets [2]int `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(rawInfo, &info); err != nil || info.Dtype != "F32" {
-			tb.Fatalf("tensor %s: dtype %s, %v (reference handles F32 only)", name, info.Dtype, err)
-		}
-		b := body[info.Offsets[0]:info.Offsets[1]]
-		w := make([]float64, len(b)/4)
-		for i := range w {
-			w[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
-		}
-		m.weights[name] = w
-	}
-	return m
-}
-
-func (m *refLlama) w(format string, args ...any) []float64 {
-	name := format
-	if len(args) > 0 {
-		name = fmt.Sprintf(format, args...)
-	}
-	w, ok := m.weights[name]
-	if !ok {
-		panic("missing tensor " + name)
-	}
-	return w
-}
-
-// matVec returns W·x for W of shape [len(W)/len(x), len(x)].
-func matVec(w, x []float64) []float64 {
-	out := make([]float64, len(w)/len(x))
-	for o := range out {
-		row := w[o*len(x) : (o+1)*len(x)]
-		var s float64
-		for i, xi := range x {
-			s += row[i] * xi
-		}
-		out[o] = s
-	}
-	return out
-}
-
-func (m *refLlama) rmsNorm(x, weight []float64) []float64 {
-	var ss float64
-	for _, v := range x {
-		ss += v * v
-	}
-	r := 1 / math.Sqrt(ss/float64(len(x))+m.cfg.Eps)
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = weight[i] * v * r
-	}
-	return out
-}
-
-// rope applies HF's rotate_half rotation to every head of v in place.
-func (m *refLlama) rope(v []float64, pos, headDim int) {
-	half := headDim / 2
-	for h := 0; h < len(v); h += headDim {
-		for i := range half {
-			ang := float64(pos) * math.Pow(m.cfg.RopeTheta, -float64(2*i)/float64(headDim))
-			c, s := math.Cos(ang), math.Sin(ang)
-			a, b := v[h+i], v[h+i+half]
-			v[h+i], v[h+i+half] = a*c-b*s, b*c+a*s
-		}
-	}
+	return &refLlama{Model: refllama.Load(tb, dir), maxPos: c.MaxPos}
 }
 
 // logProbs returns log p(s[t] | s[:t]) and greedy flags for t ≥ 1.
 func (m *refLlama) logProbs(s []int) Scored {
-	c := m.cfg
-	hd := c.Hidden / c.Heads
-	T := len(s) - 1
-	xs := make([][]float64, T)
-	for t := range T {
-		xs[t] = append([]float64(nil), m.w("model.embed_tokens.weight")[s[t]*c.Hidden:(s[t]+1)*c.Hidden]...)
+	xs := m.Embed(s[:len(s)-1])
+	for l := range m.Cfg.Layers {
+		m.Block(l, xs, nil)
 	}
-	for l := range c.Layers {
-		ks, vs, qs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
-		for t, x := range xs {
-			h := m.rmsNorm(x, m.w("model.layers.%d.input_layernorm.weight", l))
-			qs[t] = matVec(m.w("model.layers.%d.self_attn.q_proj.weight", l), h)
-			ks[t] = matVec(m.w("model.layers.%d.self_attn.k_proj.weight", l), h)
-			vs[t] = matVec(m.w("model.layers.%d.self_attn.v_proj.weight", l), h)
-			m.rope(qs[t], t, hd)
-			m.rope(ks[t], t, hd)
-		}
-		for t, x := range xs {
-			att := make([]float64, c.Hidden)
-			for hh := range c.Heads {
-				kv := hh / (c.Heads / c.KVHeads) * hd
-				q := qs[t][hh*hd : (hh+1)*hd]
-				scores := make([]float64, t+1)
-				maxS := math.Inf(-1)
-				for j := 0; j <= t; j++ {
-					var d float64
-					for i := range hd {
-						d += q[i] * ks[j][kv+i]
-					}
-					scores[j] = d / math.Sqrt(float64(hd))
-					maxS = max(maxS, scores[j])
-				}
-				var z float64
-				for j := range scores {
-					scores[j] = math.Exp(scores[j] - maxS)
-					z += scores[j]
-				}
-				for j := range scores {
-					for i := range hd {
-						att[hh*hd+i] += scores[j] / z * vs[j][kv+i]
-					}
-				}
-			}
-			o := matVec(m.w("model.layers.%d.self_attn.o_proj.weight", l), att)
-			for i := range x {
-				x[i] += o[i]
-			}
-			h := m.rmsNorm(x, m.w("model.layers.%d.post_attention_layernorm.weight", l))
-			g := matVec(m.w("model.layers.%d.mlp.gate_proj.weight", l), h)
-			u := matVec(m.w("model.layers.%d.mlp.up_proj.weight", l), h)
-			for i := range g {
-				g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
-			}
-			d := matVec(m.w("model.layers.%d.mlp.down_proj.weight", l), g)
-			for i := range x {
-				x[i] += d[i]
-			}
-		}
-	}
+	T := len(xs)
 	out := Scored{LogProbs: make([]float64, T), Greedy: make([]bool, T)}
 	for t, x := range xs {
-		logits := matVec(m.w("lm_head.weight"), m.rmsNorm(x, m.w("model.norm.weight")))
+		logits := m.Logits(x)
 		best := 0
 		for v, l := range logits {
 			if l > logits[best] {
@@ -213,7 +66,7 @@ func (m *refLlama) logProbs(s []int) Scored {
 	return out
 }
 
-func (m *refLlama) MaxLen() int { return m.cfg.MaxPos }
+func (m *refLlama) MaxLen() int { return m.maxPos }
 
 // Score runs sequences in parallel; the reference is slow and tests share
 // two cores, so it uses what GOMAXPROCS allows.
