@@ -108,7 +108,11 @@ func Plan(req Request) (*Estimate, error) {
 		add("activations", N*layer, "N·a_layer (one block alive)")
 	case Taylor:
 		add("accumulators", blockP*4, fmt.Sprintf("P_blocks·4 = %d·4", blockP))
-		add("gradients", blockP*w, "P_blocks·w (one step's gradients before accumulation)")
+		if req.Remat {
+			add("gradients", blockP/L*w, "P_blocks/L·w (one block's gradients at a time)")
+		} else {
+			add("gradients", blockP*w, "P_blocks·w (one step's gradients before accumulation)")
+		}
 		add("activations", saved(req, layer, N, L), savedFormula(req))
 	case LoRA:
 		A := loraParams(c, req.LoRARank, req.LoRATargets)

@@ -53,6 +53,7 @@ func TestPlan_Terms(t *testing.T) {
 		{Taylor, false, map[string]int64{"accumulators": 4 * blockP, "gradients": 4 * blockP, "activations": 2 * N * layer, "logits": N * 10 * 16}},
 		{CPT, false, map[string]int64{"gradients": 4 * P, "optimizer": 8 * P}},
 		{CPT, true, map[string]int64{"activations": 2*N*8*4 + N*layer}},
+		{Taylor, true, map[string]int64{"gradients": 4 * blockP / 2, "activations": 2*N*8*4 + N*layer}},
 		// LoRA r=2 on all seven: per layer 2·((8+8)+(8+4)·2+(8+8)+(8+16)·2+(16+8)) = 2·128.
 		{LoRA, false, map[string]int64{"adapter+optimizer": 2 * 2 * 128 * 16}},
 	}
