@@ -193,7 +193,8 @@ func TestPipeline_WidthBesideDepth(t *testing.T) {
 	runPipelineJSON(t, args...)
 	var rep struct {
 		Rows []struct {
-			Criterion    string  `json:"criterion"`
+			Family       string  `json:"family"`
+			Criterion    string  `json:"method"`
 			RemovedShare float64 `json:"removed_share"`
 			Done         bool    `json:"done"`
 		} `json:"rows"`
@@ -209,6 +210,9 @@ func TestPipeline_WidthBesideDepth(t *testing.T) {
 	for _, r := range rep.Rows {
 		if r.Criterion == "wanda-sp" {
 			found = true
+			if r.Family != "width" {
+				t.Errorf("wanda-sp row: family %q, want width", r.Family)
+			}
 			if !r.Done || r.RemovedShare < 0.2 || r.RemovedShare > 0.3 {
 				t.Errorf("wanda-sp row: done %v, removed %.3f (ratio 25%%)", r.Done, r.RemovedShare)
 			}
@@ -227,11 +231,13 @@ func TestPipeline_SparsityVariants(t *testing.T) {
 	runPipelineJSON(t, append(tinyPipeline(demo, out), "--retrain", "none", "--sparsity-methods", "magnitude,wanda+alpha", "--sparsity", "40%")...)
 	var rep struct {
 		Rows []struct {
-			Name, Criterion string
-			Params          int64              `json:"params"`
-			RemovedShare    float64            `json:"removed_share"`
-			PPL             map[string]float64 `json:"ppl"`
-			Done            bool               `json:"done"`
+			Name         string
+			Criterion    string             `json:"method"`
+			Family       string             `json:"family"`
+			Params       int64              `json:"params"`
+			RemovedShare float64            `json:"removed_share"`
+			PPL          map[string]float64 `json:"ppl"`
+			Done         bool               `json:"done"`
 		} `json:"rows"`
 		Notes []string `json:"notes"`
 	}
@@ -249,7 +255,7 @@ func TestPipeline_SparsityVariants(t *testing.T) {
 			continue
 		}
 		sparse++
-		if !r.Done || len(r.PPL) == 0 || r.Params >= orig.Params || r.RemovedShare < 0.3 || r.RemovedShare > 0.4 {
+		if !r.Done || len(r.PPL) == 0 || r.Params >= orig.Params || r.RemovedShare < 0.3 || r.RemovedShare > 0.4 || r.Family != "sparsity" {
 			t.Fatalf("sparse row %+v (original %d params)", r, orig.Params)
 		}
 	}

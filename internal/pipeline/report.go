@@ -205,8 +205,14 @@ func (b *builder) variant(v Variant) {
 	b.rep.Rows = append(b.rep.Rows, row)
 }
 
-// FamilyDepth is the method family of block (depth) pruning.
-const FamilyDepth = "depth"
+// The method families of the report's rows: block (depth) pruning by a criterion, block sets
+// found by search, width pruning (heads and channels) and weight sparsity.
+const (
+	FamilyDepth    = "depth"
+	FamilySearch   = "search"
+	FamilyWidth    = "width"
+	FamilySparsity = "sparsity"
+)
 
 func (b *builder) pruneRecord(v Variant, row *Row) {
 	rec, ok, err := prune.ReadRecord(filepath.Join(b.dir, v.PruneDir, "model"))
@@ -217,6 +223,12 @@ func (b *builder) pruneRecord(v Variant, row *Row) {
 		return
 	}
 	row.RemovedBlocks, row.RemovedShare, row.Params = rec.RemovedBlocks, rec.RemovedRatio, rec.ParamsAfter
+	switch rec.Method {
+	case "width":
+		row.Family = FamilyWidth
+	case "plan":
+		row.Family = FamilySearch
+	}
 	for i := range b.rep.Scores {
 		if b.rep.Scores[i].Criterion == v.Criterion {
 			b.rep.Scores[i].Removed[v.Ratio] = rec.RemovedBlocks

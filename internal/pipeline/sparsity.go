@@ -166,6 +166,7 @@ func (b *builder) sparsityRow(v Variant, row *Row) {
 	if err != nil || !ok {
 		return
 	}
+	row.Family = FamilySparsity
 	row.RemovedShare = 1 - float64(rec.NonzeroParams)/float64(rec.ParamsBefore)
 	for _, n := range b.rep.Notes {
 		if n == SparseNote {
