@@ -36,7 +36,7 @@ fuzz:
 	  done; \
 	done
 
-# The whole experiment in small, on the model that ships in testdata/demo (about 2 minutes on
+# The whole experiment in small, on the model that ships in testdata/demo (2–3 minutes on
 # two cores): score, prune (25% asked, 18.7% removed), LoRA and CPT, evaluate (perplexity,
 # zero-shot, speed), report → $(DEMO_OUT)/report.md.
 DEMO_OUT ?= runs/demo

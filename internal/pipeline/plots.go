@@ -585,11 +585,19 @@ func speedFigure(rep *Report) *figure {
 	f.p.Y.Label.Text = "generated tokens/s"
 	var all plotter.XYs
 	var sizes []float64
+	minB, maxB := math.Inf(1), math.Inf(-1)
+	for _, a := range sp.Archs {
+		for _, pt := range a.Points {
+			minB, maxB = min(minB, float64(pt.BatchSize)), max(maxB, float64(pt.BatchSize))
+		}
+	}
 	for i, a := range sp.Archs {
 		var xy plotter.XYs
 		var errs plotter.YErrors
+		// Dodge each architecture a little sideways so their min–max bars do not overlap.
+		dodge := (float64(i) - float64(len(sp.Archs)-1)/2) * 0.025 * max(maxB-minB, 1)
 		for _, pt := range a.Points {
-			xy = append(xy, plotter.XY{X: float64(pt.BatchSize), Y: pt.Throughput})
+			xy = append(xy, plotter.XY{X: float64(pt.BatchSize) + dodge, Y: pt.Throughput})
 			lo, hi := pt.Throughput-pt.ThroughputMin, pt.ThroughputMax-pt.Throughput
 			if pt.ThroughputMin == 0 {
 				lo, hi = 0, 0

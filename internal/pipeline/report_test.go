@@ -147,12 +147,3 @@ func TestCompare_ChangesPerModel(t *testing.T) {
 		}
 	}
 }
-
-func TestDumpPlotsForLooking(t *testing.T) {
-	if os.Getenv("DUMP_PLOTS") == "" {
-		t.Skip("set DUMP_PLOTS=dir")
-	}
-	if _, err := writePlots(os.Getenv("DUMP_PLOTS"), syntheticReport()); err != nil {
-		t.Fatal(err)
-	}
-}
