@@ -3,9 +3,10 @@ package model
 // Per-block widths of width-pruned models (heads and FFN channels removed).
 //
 // Uniform widths (every block keeps the same number of heads, key/value heads and FFN
-// channels) are a standard Hugging Face config: num_attention_heads, num_key_value_heads,
-// intermediate_size, with head_dim written explicitly (hidden_size / heads no longer gives
-// it). transformers loads such a directory as is.
+// channels) whose head count divides hidden_size are a standard Hugging Face config:
+// num_attention_heads, num_key_value_heads, intermediate_size, with head_dim written
+// explicitly. transformers loads such a directory as is (checked with transformers 5.17 on the
+// lent machine: scripts/hf_interop.py); it refuses other head counts, so those are marked too.
 //
 // Non-uniform widths cannot be said in a Llama config, and transformers would build every
 // block with the top-level widths and fail (or worse, mis-load). Such a config.json
@@ -72,7 +73,9 @@ func (c *Config) SetLayerWidths(ws []LayerWidth) error {
 		c.present = map[string]bool{}
 	}
 	c.present["head_dim"] = true
-	uniform := true
+	// transformers (5.x) refuses a Llama config whose hidden_size is not a multiple of
+	// num_attention_heads, even with head_dim given: such widths are written marked as well.
+	uniform := c.HiddenSize%ws[0].NumAttentionHeads == 0
 	for _, w := range ws[1:] {
 		uniform = uniform && w == ws[0]
 	}

@@ -19,23 +19,37 @@ func mustParse(t *testing.T, s string) *Config {
 	return c
 }
 
-// TestSetLayerWidths_UniformIsPlainLlama: equal widths give a standard config (head_dim
-// explicit, no shortllm keys) that a plain Llama reader takes as is.
+// TestSetLayerWidths_UniformIsPlainLlama: equal widths whose head count divides hidden_size
+// give a standard config (head_dim explicit, no shortllm keys) that a plain Llama reader
+// takes as is; equal widths with a head count transformers refuses (64 % 6 ≠ 0: "hidden size
+// is not a multiple of the number of attention heads", transformers 5.17) are marked instead.
 func TestSetLayerWidths_UniformIsPlainLlama(t *testing.T) {
 	c := mustParse(t, widthBase)
-	w := LayerWidth{NumAttentionHeads: 6, NumKeyValueHeads: 3, IntermediateSize: 100}
+	w := LayerWidth{NumAttentionHeads: 4, NumKeyValueHeads: 2, IntermediateSize: 100}
 	if err := c.SetLayerWidths([]LayerWidth{w, w, w}); err != nil {
 		t.Fatal(err)
 	}
 	out, _ := c.MarshalJSON()
 	var m map[string]any
 	json.Unmarshal(out, &m)
-	if m["model_type"] != "llama" || m["num_attention_heads"] != 6.0 || m["num_key_value_heads"] != 3.0 ||
+	if m["model_type"] != "llama" || m["num_attention_heads"] != 4.0 || m["num_key_value_heads"] != 2.0 ||
 		m["intermediate_size"] != 100.0 || m["head_dim"] != 8.0 || m[LayerWidthsKey] != nil {
 		t.Errorf("uniform config = %s", out)
 	}
 	if back := mustParse(t, string(out)); back.HeadDim != 8 || back.LayerWidths != nil || back.Width(2) != w {
 		t.Errorf("reparsed: head_dim %d widths %v", back.HeadDim, back.LayerWidths)
+	}
+	c = mustParse(t, widthBase)
+	six := LayerWidth{NumAttentionHeads: 6, NumKeyValueHeads: 3, IntermediateSize: 100}
+	if err := c.SetLayerWidths([]LayerWidth{six, six, six}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = c.MarshalJSON()
+	if !strings.Contains(string(out), `"model_type": "shortllm_llama"`) || !strings.Contains(string(out), LayerWidthsKey) {
+		t.Errorf("6 heads of hidden 64: config not marked:\n%s", out)
+	}
+	if back := mustParse(t, string(out)); back.Width(2) != six || back.HeadDim != 8 {
+		t.Errorf("reparsed 6-head widths: %v, head_dim %d", back.Width(2), back.HeadDim)
 	}
 }
 
