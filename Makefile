@@ -38,7 +38,7 @@ fuzz:
 	  done; \
 	done
 
-# The whole experiment in small, on the model that ships in testdata/demo (2–3 minutes on
+# The whole experiment in small, on the model that ships in testdata/demo (3–5 minutes on
 # two cores): score, prune (25% asked, 18.7% removed), LoRA and CPT, evaluate (perplexity,
 # zero-shot, speed), report → $(DEMO_OUT)/report.md.
 # 25% removes 2 of the 10 blocks (little cost on this model); 40% removes 4, where pruning
