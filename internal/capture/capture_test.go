@@ -8,9 +8,9 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
-	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/testutil"
+	"github.com/shortllm/shortllm/internal/testutil/modeltest"
 	"github.com/shortllm/shortllm/internal/testutil/refllama"
 )
 
@@ -65,17 +65,9 @@ func relErr(got, want []float64) float64 {
 // sees the modified block's outputs, as sequential pruning needs). Batches of 2 over 3
 // windows also check that uneven batches accumulate correctly.
 func TestSession_MatchesFloat64Reference(t *testing.T) {
-	dir := testutil.SharedDir(t, "models", "deep16")
-	m, err := model.Load(dir, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, err := backend.New("go", os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := model.NewRunner(be, m)
-	ref := refllama.Load(t, dir)
+	r := modeltest.Runner(t, "deep16")
+	m := r.Model
+	ref := refllama.Load(t, testutil.SharedDir(t, "models", "deep16"))
 	windows := calibWindows(t, 3)
 
 	// Zero every other input column of block 1's down_proj in both models.
@@ -150,16 +142,8 @@ func TestSession_MatchesFloat64Reference(t *testing.T) {
 }
 
 func TestSession_BadRequests(t *testing.T) {
-	dir := testutil.SharedDir(t, "models", "stories260K")
-	m, err := model.Load(dir, model.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, err := backend.New("go", os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := model.NewRunner(be, m)
+	r := modeltest.Runner(t, "stories260K")
+	m := r.Model
 	if _, err := Start(r, nil, Options{}); err == nil {
 		t.Error("no windows: want an error")
 	}

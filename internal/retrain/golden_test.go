@@ -28,18 +28,17 @@ func goldenStepOptions(a *Adapter, micro int) Options {
 		Optim: AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}}
 }
 
-// TestRetrainLoRAStep_Golden runs one AdamW step from adapter_model.before on lora_batch4x128 and
-// compares losses, the gradient norm and every adapter tensor with the PyTorch/PEFT golden,
-// without and with gradient accumulation (2 micro-batches of 2 must give the same update).
-func TestRetrainLoRAStep_Golden(t *testing.T) {
-	gdir := testutil.SharedDir(t, "goldens", "stories260K.lora_step")
-	m, err := model.Load(testutil.SharedDir(t, "models", "stories260K"), model.LoadOptions{})
+// loraStepSetup loads what the golden LoRA step needs: stories260K in compute dtype dt (zero:
+// float32), the golden's numbers, its batch and a runner.
+func loraStepSetup(t *testing.T, dt dtypes.DType) (gdir string, m *model.Model, want loraStepGolden, data *Dataset, r *model.Runner) {
+	t.Helper()
+	gdir = testutil.SharedDir(t, "goldens", "stories260K.lora_step")
+	m, err := model.Load(testutil.SharedDir(t, "models", "stories260K"), model.LoadOptions{DType: dt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want loraStepGolden
 	readJSON(t, filepath.Join(gdir, "lora_step.json"), &want)
-	data, err := LoadDataset(testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json"), nil, DataOptions{})
+	data, err = LoadDataset(testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json"), nil, DataOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +46,14 @@ func TestRetrainLoRAStep_Golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := model.NewRunner(b, m)
+	return gdir, m, want, data, model.NewRunner(b, m)
+}
+
+// TestRetrainLoRAStep_Golden runs one AdamW step from adapter_model.before on lora_batch4x128 and
+// compares losses, the gradient norm and every adapter tensor with the PyTorch/PEFT golden,
+// without and with gradient accumulation (2 micro-batches of 2 must give the same update).
+func TestRetrainLoRAStep_Golden(t *testing.T) {
+	gdir, m, want, data, r := loraStepSetup(t, 0)
 	after := readAdapterFile(t, filepath.Join(gdir, "adapter_model.after1.safetensors"))
 	for _, micro := range []int{4, 2} {
 		a, err := LoadAdapterWeights(gdir, filepath.Join(gdir, "adapter_model.before.safetensors"), m.Config)
@@ -137,28 +143,14 @@ func relMaxAbs(got, want []float32) float64 {
 // weights moved the golden's way (bf16 logits carry ~1% error; this batch's adapter makes
 // them large). The bounds below leave room for that and fail when bf16 training breaks.
 func TestRetrainLoRAStep_BF16Base(t *testing.T) {
-	gdir := testutil.SharedDir(t, "goldens", "stories260K.lora_step")
-	m, err := model.Load(testutil.SharedDir(t, "models", "stories260K"), model.LoadOptions{DType: dtypes.BFloat16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want loraStepGolden
-	readJSON(t, filepath.Join(gdir, "lora_step.json"), &want)
-	data, err := LoadDataset(testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json"), nil, DataOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := backend.New("go", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gdir, m, want, data, r := loraStepSetup(t, dtypes.BFloat16)
 	a, err := LoadAdapterWeights(gdir, filepath.Join(gdir, "adapter_model.before.safetensors"), m.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := readAdapterFile(t, filepath.Join(gdir, "adapter_model.before.safetensors"))
 	after := readAdapterFile(t, filepath.Join(gdir, "adapter_model.after1.safetensors"))
-	tr, err := NewTrainer(model.NewRunner(b, m), goldenStepOptions(a, 4))
+	tr, err := NewTrainer(r, goldenStepOptions(a, 4))
 	if err != nil {
 		t.Fatal(err)
 	}
