@@ -152,11 +152,9 @@ func runCheckGolden(a *app, cmd *cobra.Command, o *checkGoldenOptions) error {
 			rep.Tol = 1e-1
 		}
 	}
-	if rep.KVUpdate, err = model.KVUpdateMode(l.runner.Backend); err != nil {
-		return err
-	}
+	rep.KVUpdate = l.runner.Engine.KVUpdate
 	var fails []string
-	V := l.model.Config.VocabSize
+	V := l.Model.Config.VocabSize
 	logits, err := l.runner.Logits([][]int{g.ProbeIDs}, nil)
 	if err != nil {
 		return err
@@ -235,15 +233,15 @@ func checkGreedyText(l *loaded, o *checkGoldenOptions, rep *checkGoldenReport) e
 	if err != nil {
 		return fmt.Errorf("--text: %w", err)
 	}
-	bos := firstOr(l.model.Config.BOSTokenID, l.tok.BOS())
+	bos := firstOr(l.Model.Config.BOSTokenID, l.Tok.BOS())
 	if bos < 0 {
 		return fmt.Errorf("--text: the model has no BOS token to start from")
 	}
-	out, err := l.runner.Generate([][]int{{bos}}, model.GenerateOptions{MaxNewTokens: o.textTokens, StopIDs: l.model.Config.EOSTokenID})
+	out, err := l.runner.Generate([][]int{{bos}}, model.GenerateOptions{MaxNewTokens: o.textTokens, StopIDs: l.Model.Config.EOSTokenID})
 	if err != nil {
 		return err
 	}
-	got := l.tok.Decode(out[0])
+	got := l.Tok.Decode(out[0])
 	match := got == string(want)
 	rep.TextFile, rep.TextMatch = o.text, &match
 	if !match {

@@ -5,13 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/eval"
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/outdir"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 func newEvalCmd(a *app) *cobra.Command {
@@ -60,33 +60,24 @@ func newEvalPPLCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-type pplJob struct{ path, dataset, bos string }
-
-func (o *evalPPLOptions) jobs() ([]pplJob, error) {
-	var files []pplJob
+func (o *evalPPLOptions) job() (stage.PPLJob, error) {
+	j := stage.PPLJob{SeqLen: o.seqLen, MaxChunks: o.maxChunks, BatchSize: o.batch}
 	if o.data != "" {
-		files = append(files, pplJob{path: o.data, dataset: datasetFor(o.data, o.dataset)})
+		j.Files = append(j.Files, stage.PPLFile{Path: o.data, Dataset: datasetFor(o.data, o.dataset)})
 	}
 	if o.wikitext2 != "" {
-		files = append(files, pplJob{path: o.wikitext2, dataset: eval.DatasetWikitext2})
+		j.Files = append(j.Files, stage.PPLFile{Path: o.wikitext2, Dataset: eval.DatasetWikitext2})
 	}
 	if o.ptb != "" {
-		files = append(files, pplJob{path: o.ptb, dataset: eval.DatasetPTB})
+		j.Files = append(j.Files, stage.PPLFile{Path: o.ptb, Dataset: eval.DatasetPTB})
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("give --data FILE, or --wikitext2 FILE and/or --ptb FILE")
+	if len(j.Files) == 0 {
+		return j, fmt.Errorf("give --data FILE, or --wikitext2 FILE and/or --ptb FILE")
 	}
-	modes := []string{eval.BOSOnce, eval.BOSEvery}
 	if o.bos != "" {
-		modes = []string{o.bos}
+		j.BOS = []string{o.bos}
 	}
-	var jobs []pplJob
-	for _, f := range files {
-		for _, m := range modes {
-			jobs = append(jobs, pplJob{f.path, f.dataset, m})
-		}
-	}
-	return jobs, nil
+	return j, nil
 }
 
 // datasetFor picks the row rule from --dataset or the file name (wiki* → wikitext2, ptb* → ptb).
@@ -107,27 +98,17 @@ type pplReport struct {
 	TokensPerS float64     `json:"tokens_per_s"`
 }
 
-// pplTiming is the forward throughput of one perplexity run: input tokens (chunks × seq-len)
-// per second. The first batch also compiles the graph (seconds on XLA), so the throughput of
-// the batches after it is reported as well.
-type pplTiming struct {
-	WallS            float64 `json:"wall_s"`
-	Tokens           int     `json:"tokens"`
-	TokensPerS       float64 `json:"tokens_per_s"`
-	SteadyTokensPerS float64 `json:"steady_tokens_per_s,omitempty"` // after the first batch
-	FirstBatchS      float64 `json:"first_batch_s"`
-}
+type pplTiming = stage.PPLTiming
 
 func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if err := checkRules(atLeast("--seq-len", o.seqLen, 2), atLeast("--max-chunks", o.maxChunks, 0), atLeast("--batch-size", o.batch, 1)); err != nil {
 		return err
 	}
-	jobs, err := o.jobs()
+	job, err := o.job()
 	if err != nil {
 		return err
 	}
-	skip, err := parseOptionalInts(o.skip, "--skip-blocks")
-	if err != nil {
+	if job.SkipBlocks, err = parseOptionalInts(o.skip, "--skip-blocks"); err != nil {
 		return err
 	}
 	outFile, err := beginOutFile(o.out, o.model, o.adapter, o.data, o.wikitext2, o.ptb)
@@ -139,41 +120,20 @@ func runEvalPPL(a *app, cmd *cobra.Command, o *evalPPLOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckSkipBlocks(l.model.Config, skip); err != nil {
+	if err := model.CheckSkipBlocks(l.Model.Config, job.SkipBlocks); err != nil {
 		return err
 	}
-	lm := eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}
-	rep := pplReport{provenance: a.provenance(l), SkipBlocks: skip}
+	runs, err := a.eng.PPL(l.Opened, job)
+	if err != nil {
+		return err
+	}
+	rep := pplReport{provenance: a.provenance(l), SkipBlocks: job.SkipBlocks}
 	var tokens int
-	for _, j := range jobs {
-		bar := a.progress(-1, fmt.Sprintf("ppl %s bos=%s", filepath.Base(j.path), j.bos))
-		start := time.Now()
-		var first time.Time
-		firstChunks := 0
-		res, err := eval.EvalPerplexity(lm, l.tok, j.path, j.dataset, eval.PPLOptions{
-			SeqLen: o.seqLen, BOS: j.bos, MaxChunks: o.maxChunks, BatchSize: o.batch,
-			Progress: func(done, total int) {
-				if first.IsZero() {
-					first, firstChunks = time.Now(), done
-				}
-				bar.ChangeMax(total)
-				bar.Set(done)
-			},
-		})
-		bar.Finish()
-		if err != nil {
-			return err
-		}
-		wall := time.Since(start).Seconds()
-		tm := pplTiming{WallS: wall, Tokens: res.Chunks * res.SeqLen, FirstBatchS: first.Sub(start).Seconds()}
-		tm.TokensPerS = float64(tm.Tokens) / wall
-		if rest := time.Since(first).Seconds(); res.Chunks > firstChunks && rest > 0 {
-			tm.SteadyTokensPerS = float64((res.Chunks-firstChunks)*res.SeqLen) / rest
-		}
-		rep.Results = append(rep.Results, res)
-		rep.Timings = append(rep.Timings, tm)
-		rep.WallS += wall
-		tokens += tm.Tokens
+	for _, r := range runs {
+		rep.Results = append(rep.Results, r.Result)
+		rep.Timings = append(rep.Timings, r.Timing)
+		rep.WallS += r.Timing.WallS
+		tokens += r.Timing.Tokens
 	}
 	if rep.WallS > 0 {
 		rep.TokensPerS = float64(tokens) / rep.WallS

@@ -83,12 +83,12 @@ func runEvalSpeed(a *app, cmd *cobra.Command, o *evalSpeedOptions) error {
 		if err != nil {
 			return err
 		}
-		prompt := eval.RandomPrompt(o.promptLen, l.model.Config.VocabSize, firstOr(l.model.Config.BOSTokenID, -1), 1)
+		prompt := eval.RandomPrompt(o.promptLen, l.Model.Config.VocabSize, firstOr(l.Model.Config.BOSTokenID, -1), 1)
 		if o.prompt != "" {
-			prompt = l.tok.Encode(o.prompt, true)
+			prompt = l.Tok.Encode(o.prompt, true)
 		}
 		rep.PromptLen = len(prompt)
-		bar := a.progress(len(sizes)*(o.runs+o.warmup), "speed "+l.dir)
+		bar := a.progress(len(sizes)*(o.runs+o.warmup), "speed "+l.Dir)
 		pts, err := eval.MeasureSpeed(l.runner, eval.SpeedOptions{BatchSizes: sizes, PromptIDs: prompt,
 			NewTokens: o.newTokens, Runs: o.runs, Warmup: o.warmup, Progress: func(d, _ int) { bar.Set(d) }})
 		bar.Finish()

@@ -93,12 +93,12 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckSkipBlocks(l.model.Config, skip); err != nil {
+	if err := model.CheckSkipBlocks(l.Model.Config, skip); err != nil {
 		return err
 	}
-	opts := eval.ZeroShotOptions{ModelDir: l.dir, BatchSize: o.batch}
+	opts := eval.ZeroShotOptions{ModelDir: l.Dir, BatchSize: o.batch}
 	if o.logSamples != "" {
-		if err := outdir.CheckFile(o.logSamples, outdir.Options{Inputs: []string{l.dir, o.adapter, o.dataDir, o.out}, Flag: "--log-samples"}); err != nil {
+		if err := outdir.CheckFile(o.logSamples, outdir.Options{Inputs: []string{l.Dir, o.adapter, o.dataDir, o.out}, Flag: "--log-samples"}); err != nil {
 			return err
 		}
 		f, err := os.Create(o.logSamples)
@@ -114,7 +114,7 @@ func runEvalZeroShot(a *app, cmd *cobra.Command, o *evalZeroShotOptions) error {
 		bar.ChangeMax(total)
 		bar.Set(done)
 	}
-	rep, err := eval.RunZeroShot(eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}, l.tok, tasks, opts)
+	rep, err := eval.RunZeroShot(eval.RunnerLM{Runner: l.runner, SkipBlocks: skip}, l.Tok, tasks, opts)
 	bar.Finish()
 	if err != nil {
 		return err

@@ -3,6 +3,11 @@ package main
 import (
 	"fmt"
 	"math"
+
+	"github.com/spf13/pflag"
+
+	"github.com/shortllm/shortllm/internal/score"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 // flagRule is one range check of a numeric flag: every verb checks all its flags with these
@@ -47,4 +52,20 @@ func checkRules(rules ...flagRule) error {
 		}
 	}
 	return nil
+}
+
+// bindCalibFlags binds the calibration flags every verb that reads calibration data shares
+// (score, prune, search, sparsify): the same names and meaning everywhere. seedFlag is the
+// name of the sampling seed's flag (search has its own --seed).
+func bindCalibFlags(f *pflag.FlagSet, c *stage.Calib, seedFlag string) {
+	f.StringVar(&c.Path, "calib", "", "calibration data: token-id .json (or a score result), .txt (one row per line) or .jsonl (\"text\" field)")
+	f.IntVar(&c.Samples, "calib-samples", 0, fmt.Sprintf("calibration windows drawn from text (default %d)", score.DefaultSamples))
+	f.IntVar(&c.SeqLen, "seq-len", 0, fmt.Sprintf("tokens per calibration window (default %d)", score.DefaultSeqLen))
+	f.Uint64Var(&c.Seed, seedFlag, score.DefaultSeed, "seed for drawing calibration windows from text")
+	f.BoolVar(&c.NoBOS, "no-bos", false, "tokenise calibration text without BOS")
+}
+
+// calibRules range-checks the calibration flags.
+func calibRules(c stage.Calib) []flagRule {
+	return []flagRule{atLeast("--calib-samples", c.Samples, 0), atLeast("--seq-len", c.SeqLen, 0)}
 }

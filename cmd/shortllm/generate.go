@@ -52,7 +52,7 @@ func runGenerate(a *app, cmd *cobra.Command, o *generateOptions) error {
 	if err != nil {
 		return err
 	}
-	m, tok := l.model, l.tok
+	m, tok := l.Model, l.Tok
 	prompt, err := promptIDs(o, m.Config, tok)
 	if err != nil {
 		return err

@@ -4,20 +4,18 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
-	"github.com/shortllm/shortllm/internal/outdir"
-	"github.com/shortllm/shortllm/internal/safetensors"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 type initOptions struct {
-	config, out, tokenizer, dtype string
-	seed                          uint64
-	std                           float64
-	maxShard                      string
-	force                         bool
+	config, out, tokenizer, saveDType string
+	seed                              uint64
+	std                               float64
+	maxShard                          string
+	force                             bool
 }
 
 func newInitCmd(a *app) *cobra.Command {
@@ -26,7 +24,7 @@ func newInitCmd(a *app) *cobra.Command {
 		Use:   "init --config config.json --out DIR",
 		Short: "Write a randomly initialised LLaMA checkpoint for a config (to train from scratch or to benchmark)",
 		Example: `  shortllm init --config testdata/demo/config.json --tokenizer testdata/demo --out /tmp/demo-init --seed 1
-  shortllm init --config llama-1b.json --out /tmp/llama-1b-random --dtype bf16 --max-shard-size 2GB`,
+  shortllm init --config llama-1b.json --out /tmp/llama-1b-random --save-dtype bf16 --max-shard-size 2GB`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(a, o) },
 	}
@@ -34,7 +32,10 @@ func newInitCmd(a *app) *cobra.Command {
 	f.StringVar(&o.config, "config", "", "Hugging Face config.json describing the model")
 	f.StringVar(&o.out, "out", "", "output model directory")
 	f.StringVar(&o.tokenizer, "tokenizer", "", "directory whose tokenizer files are copied into the output")
-	f.StringVar(&o.dtype, "dtype", "f32", "stored dtype: f32, bf16 or f16")
+	f.StringVar(&o.saveDType, "save-dtype", "f32", "stored dtype: f32, bf16 or f16")
+	// --dtype was init's name for the stored dtype before --dtype meant the compute dtype.
+	f.StringVar(&o.saveDType, "dtype", "f32", "stored dtype (old name of --save-dtype)")
+	_ = f.MarkDeprecated("dtype", "use --save-dtype")
 	f.Uint64Var(&o.seed, "seed", 0, "random seed")
 	f.Float64Var(&o.std, "std", 0, "weight standard deviation (default: initializer_range from the config, else 0.02)")
 	f.StringVar(&o.maxShard, "max-shard-size", "", "shard the weights (e.g. 2GB); default one file")
@@ -46,15 +47,13 @@ func runInit(a *app, o *initOptions) error {
 	if o.config == "" || o.out == "" {
 		return fmt.Errorf("--config and --out are required")
 	}
-	dt, err := parseStoredDType(o.dtype)
+	dt, err := model.ParseSaveDType(o.saveDType, "--save-dtype")
+	if err != nil || dt == "" {
+		return fmt.Errorf("--save-dtype %q: want f32, bf16 or f16", o.saveDType)
+	}
+	shard, err := parseShardSize(o.maxShard)
 	if err != nil {
 		return err
-	}
-	var shard int64
-	if o.maxShard != "" {
-		if shard, err = safetensors.ParseSize(o.maxShard); err != nil || shard <= 0 {
-			return fmt.Errorf("--max-shard-size %q: want a positive size such as 2GB", o.maxShard)
-		}
 	}
 	if o.std < 0 {
 		return fmt.Errorf("--std %g: must not be negative", o.std)
@@ -64,50 +63,14 @@ func runInit(a *app, o *initOptions) error {
 			return fmt.Errorf("--tokenizer %s: not a directory", o.tokenizer)
 		}
 	}
-	cfg, err := model.LoadConfig(o.config)
+	m, err := stage.Init(stage.InitJob{Config: o.config, Out: o.out, Tokenizer: o.tokenizer, Seed: o.seed, Std: o.std,
+		SaveDType: dt, MaxShardSize: shard, Force: o.force})
 	if err != nil {
-		return err
-	}
-	stage, err := outdir.Begin(o.out, outdir.Options{Inputs: []string{o.config, o.tokenizer}, Force: o.force})
-	if err != nil {
-		return err
-	}
-	defer stage.Close()
-	std := o.std
-	if std == 0 {
-		std = cfg.InitializerRange()
-	}
-	hold := dtypes.Float32
-	if dt == safetensors.BF16 {
-		hold = dtypes.BFloat16 // same rounding as the save would do, half the memory
-	}
-	m, err := model.Init(cfg, o.seed, std, hold)
-	if err != nil {
-		return err
-	}
-	m.Dir = o.tokenizer // WriteDir copies tokenizer and generation files from here
-	if err := m.WriteDir(stage.Path(), model.SaveOptions{DType: dt, MaxShardSize: shard, NoProvenance: true}); err != nil {
-		return fmt.Errorf("save %s: %w", o.out, err)
-	}
-	if err := stage.Commit(); err != nil {
 		return err
 	}
 	if a.json {
-		return a.printJSON(map[string]any{"out": o.out, "params": m.NumParams(), "num_layers": cfg.NumHiddenLayers, "seed": o.seed})
+		return a.printJSON(map[string]any{"out": o.out, "params": m.NumParams(), "num_layers": m.Config.NumHiddenLayers, "seed": o.seed})
 	}
-	fmt.Fprintf(a.out, "wrote %s: %d layers, %d parameters (seed %d)\n", o.out, cfg.NumHiddenLayers, m.NumParams(), o.seed)
+	fmt.Fprintf(a.out, "wrote %s: %d layers, %d parameters (seed %d)\n", o.out, m.Config.NumHiddenLayers, m.NumParams(), o.seed)
 	return nil
-}
-
-// parseStoredDType maps --dtype values to safetensors dtypes.
-func parseStoredDType(s string) (safetensors.DType, error) {
-	switch s {
-	case "f32", "fp32", "float32":
-		return safetensors.F32, nil
-	case "bf16", "bfloat16":
-		return safetensors.BF16, nil
-	case "f16", "fp16", "float16":
-		return safetensors.F16, nil
-	}
-	return "", fmt.Errorf("--dtype %q: want f32, bf16 or f16", s)
 }

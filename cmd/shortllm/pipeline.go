@@ -50,12 +50,13 @@ flags override it; relative paths in the file are relative to the file.`,
 func bindPipelineFlags(f *pflag.FlagSet, o *pipelineOptions) {
 	c := &o.cfg
 	f.StringVar(&o.configFile, "config", "", "pipeline.yaml with the same keys as these flags (flags override it)")
-	f.StringVar(&c.Model, "model", c.Model, "model directory")
+	f.StringVar(&c.Model, "model", c.Model, "model directory or Hugging Face id (org/name[@revision])")
 	f.StringVar(&c.Out, "out", c.Out, "run directory (stages, report.md, report.json, plots/)")
 	f.Var(&c.Ratios, "ratios", "pruning ratios (share of parameters), e.g. 20%,35%")
 	f.Var(&c.Criteria, "criteria", "block importance criteria: ppl, taylor, magnitude, bi, angular")
 	f.Var(&c.WidthCriteria, "width-criteria", "width pruning criteria at the same ratios: llm-pruner, wanda-sp, flap")
 	f.Var(&c.Retrain, "retrain", "retraining per pruned model: none, lora, cpt, cpt+lora")
+	f.StringVar(&c.DType, "dtype", c.DType, "compute dtype of every stage: f32 or bf16 (checkpoints keep their stored dtype)")
 	f.Var(&c.SearchMethods, "search-methods", "searches run as further criteria: evolution, policy-gradient, exhaustive")
 	f.Float64Var(&c.SearchBudget, "search-budget", c.SearchBudget, "forwards each search may spend (0 = no cap)")
 	f.StringVar(&c.Calib, "calib", c.Calib, "calibration data for scoring (.json ids, .txt, .jsonl)")
@@ -95,13 +96,12 @@ func runPipeline(a *app, cmd *cobra.Command, o *pipelineOptions) error {
 	if err != nil {
 		return err
 	}
-	be, err := a.backend()
+	a.dtype = cfg.DType // the run's compute dtype is every stage's engine dtype
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
-	env := pipeline.Env{Backend: be, Notices: a.notices(), Version: version, Progress: func(desc string) func(done, total int) {
-		return barProgress(a, desc)
-	}}
+	env := pipeline.Env{Engine: e}
 	if o.stageDelay > 0 {
 		env.AfterStage = func(string) { time.Sleep(o.stageDelay) }
 	}

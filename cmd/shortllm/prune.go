@@ -7,11 +7,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
-	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/safetensors"
 	"github.com/shortllm/shortllm/internal/score"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 type pruneOptions struct {
@@ -22,18 +21,15 @@ type pruneOptions struct {
 	planFile                 string
 	keepFirst, keepLast      int
 	noPlus, iterative, force bool
-	dtype, maxShardSize      string
+	saveDType, maxShardSize  string
 	calib                    pruneCalib
 	width                    pruneWidth
 }
 
-// pruneCalib mirrors `shortllm score`'s calibration flags (same names and meaning).
+// pruneCalib is `shortllm score`'s calibration flags (same names and meaning) and the batch.
 type pruneCalib struct {
-	path            string
-	samples, seqLen int
-	seed            uint64
-	noBOS           bool
-	batchSize       int
+	stage.Calib
+	batchSize int
 }
 
 func newPruneCmd(a *app) *cobra.Command {
@@ -73,15 +69,12 @@ query heads); --within-groups allows single query heads where every group keeps 
 	f.IntVar(&o.keepLast, "keep-last", prune.DefaultPolicy.KeepLast, "never remove the last N blocks")
 	f.BoolVar(&o.noPlus, "no-plus", false, "every block is a candidate (no --keep-first/--keep-last)")
 	f.BoolVar(&o.iterative, "iterative", false, "remove one block at a time, re-scoring the rest (needs a data criterion)")
-	f.StringVar(&o.dtype, "dtype", "keep", "stored dtype: keep, bf16, f16 or f32")
+	f.StringVar(&o.saveDType, "save-dtype", "keep", "stored dtype of the written checkpoint: keep, bf16, f16 or f32")
 	f.StringVar(&o.maxShardSize, "max-shard-size", "", "split weights into shards of at most this size, e.g. 5GB (default: as the input)")
 	f.BoolVar(&o.force, "force", false, "replace an existing --out directory")
-	f.StringVar(&o.calib.path, "calib", "", "calibration data for --criterion: token-id .json, .txt or .jsonl")
-	f.IntVar(&o.calib.samples, "calib-samples", 0, fmt.Sprintf("calibration windows drawn from text (default %d)", score.DefaultSamples))
-	f.IntVar(&o.calib.seqLen, "seq-len", 0, fmt.Sprintf("tokens per calibration window (default %d)", score.DefaultSeqLen))
-	f.Uint64Var(&o.calib.seed, "seed", score.DefaultSeed, "seed for sampling calibration windows from text")
-	f.BoolVar(&o.calib.noBOS, "no-bos", false, "tokenise calibration text without BOS")
+	bindCalibFlags(f, &o.calib.Calib, "seed")
 	f.IntVar(&o.calib.batchSize, "batch-size", 0, fmt.Sprintf("calibration windows per forward pass (default %d)", score.DefaultBatchSize))
+	addDTypeFlag(f, a)
 	o.width.bind(cmd)
 	return cmd
 }
@@ -99,41 +92,45 @@ func runPrune(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if err := o.checkFlags(cmd); err != nil {
 		return err
 	}
-	wopts, err := o.writeOptions()
+	job, err := o.job(cmd)
 	if err != nil {
 		return err
 	}
-	dir, err := a.resolveModel(cmd.Context(), o.model)
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
-	// Refuse a bad or busy --out before the (possibly long) load and scoring, and hold its
-	// lock until the pruned model is in place.
-	stage, err := outdir.Begin(o.out, outdir.Options{Inputs: []string{dir, o.scores, o.calib.path}, Force: o.force})
-	if err != nil {
-		return err
+	if job.Model == "" {
+		return errModelRequired
 	}
-	defer stage.Close()
-	wopts.Stage = stage
-	// Without in-process scoring the tensors are only copied: BF16 ones stay BF16.
-	m, err := model.Load(dir, model.LoadOptions{KeepBF16: o.criterion == "" || o.scores != ""})
-	if err != nil {
-		return err
-	}
-	var plan *prune.Plan
-	if o.planFile != "" {
-		plan, err = o.searchPlan(m, &wopts)
-	} else {
-		plan, err = o.plan(a, m, &wopts)
-	}
-	if err != nil {
-		return err
-	}
-	rec, err := prune.Write(m, plan, wopts)
+	rec, err := e.Prune(cmd.Context(), job)
 	if err != nil {
 		return err
 	}
 	return printPrune(a, o, rec)
+}
+
+// job turns the flags into a stage.PruneJob.
+func (o *pruneOptions) job(cmd *cobra.Command) (stage.PruneJob, error) {
+	j := stage.PruneJob{Model: o.model, PlanFile: o.planFile, Scores: o.scores, Criterion: o.criterion, Calib: o.calib.Calib,
+		BatchSize: o.calib.batchSize, Selection: prune.Selection{NumBlocks: o.numBlocks, Iterative: o.iterative,
+			Policy: prune.Policy{KeepFirst: o.keepFirst, KeepLast: o.keepLast}}}
+	if o.noPlus {
+		j.Selection.Policy = prune.Policy{}
+	}
+	var err error
+	if j.Write, err = o.writeOptions(); err != nil {
+		return j, err
+	}
+	switch {
+	case o.blocks != "":
+		j.Blocks = o.blocks // checked against the model's block count once it is loaded
+	case o.ratio != "":
+		if j.Selection.Ratio, err = prune.ParseRatio(o.ratio); err != nil {
+			return j, err
+		}
+	}
+	return j, nil
 }
 
 // checkFlags rejects contradictory flags before anything is loaded.
@@ -146,7 +143,7 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 	}
 	changed := cmd.Flags().Changed
 	if err := checkRules(atLeast("--keep-first", o.keepFirst, 0), atLeast("--keep-last", o.keepLast, 0),
-		atLeast("--calib-samples", o.calib.samples, 0), atLeast("--seq-len", o.calib.seqLen, 0), atLeast("--batch-size", o.calib.batchSize, 0)); err != nil {
+		atLeast("--calib-samples", o.calib.Samples, 0), atLeast("--seq-len", o.calib.SeqLen, 0), atLeast("--batch-size", o.calib.batchSize, 0)); err != nil {
 		return err
 	}
 	if changed("num-blocks") {
@@ -161,7 +158,7 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 		return fmt.Errorf("give exactly one of --ratio, --num-blocks, --blocks or --plan")
 	case o.blocks != "" && (o.scores != "" || o.criterion != "" || o.iterative):
 		return fmt.Errorf("--blocks names the blocks itself: drop --scores, --criterion and --iterative")
-	case o.planFile != "" && (o.scores != "" || o.criterion != "" || o.iterative || o.calib.path != "" || o.noPlus || changed("keep-first") || changed("keep-last")):
+	case o.planFile != "" && (o.scores != "" || o.criterion != "" || o.iterative || o.calib.Path != "" || o.noPlus || changed("keep-first") || changed("keep-last")):
 		return fmt.Errorf("--plan names the blocks itself: drop --scores, --criterion, --iterative, --calib and the policy flags")
 	case o.noPlus && (changed("keep-first") || changed("keep-last")):
 		return fmt.Errorf("--no-plus contradicts --keep-first/--keep-last")
@@ -173,9 +170,9 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 		return fmt.Errorf("--iterative needs --criterion")
 	case o.iterative && !score.NeedsData(o.criterion):
 		return fmt.Errorf("--iterative needs a criterion that runs the model on data (not %q): its scores would not change", o.criterion)
-	case o.calib.path != "" && (o.criterion == "" || o.scores != ""):
+	case o.calib.Path != "" && (o.criterion == "" || o.scores != ""):
 		return fmt.Errorf("--calib is used only to compute scores with --criterion (without --scores)")
-	case o.criterion != "" && o.scores == "" && score.NeedsData(o.criterion) && o.calib.path == "":
+	case o.criterion != "" && o.scores == "" && score.NeedsData(o.criterion) && o.calib.Path == "":
 		return fmt.Errorf("--criterion %s needs calibration data: give --calib FILE", o.criterion)
 	}
 	return nil
@@ -183,120 +180,26 @@ func (o *pruneOptions) checkFlags(cmd *cobra.Command) error {
 
 func (o *pruneOptions) writeOptions() (prune.WriteOptions, error) {
 	w := prune.WriteOptions{Out: o.out, Force: o.force, ToolVersion: version}
-	switch strings.ToLower(o.dtype) {
-	case "keep", "":
-	case "bf16", "bfloat16":
-		w.DType = safetensors.BF16
-	case "f16", "fp16", "float16":
-		w.DType = safetensors.F16
-	case "f32", "fp32", "float32":
-		w.DType = safetensors.F32
-	default:
-		return w, fmt.Errorf("--dtype %q: want keep, bf16, f16 or f32", o.dtype)
+	var err error
+	if w.DType, err = model.ParseSaveDType(o.saveDType, "--save-dtype"); err != nil {
+		return w, err
 	}
-	if o.maxShardSize != "" {
-		size, err := safetensors.ParseSize(o.maxShardSize)
-		if err != nil || size <= 0 {
-			return w, fmt.Errorf("--max-shard-size %q: want a positive size such as 5GB or 500MB", o.maxShardSize)
-		}
-		w.MaxShardSize = size
+	if w.MaxShardSize, err = parseShardSize(o.maxShardSize); err != nil {
+		return w, err
 	}
 	return w, nil
 }
 
-// plan turns the flags into the blocks to remove, scoring when needed.
-func (o *pruneOptions) plan(a *app, m *model.Model, w *prune.WriteOptions) (*prune.Plan, error) {
-	L := m.Config.NumHiddenLayers
-	sel := prune.Selection{NumBlocks: o.numBlocks, Iterative: o.iterative,
-		Policy: prune.Policy{KeepFirst: o.keepFirst, KeepLast: o.keepLast}}
-	if o.noPlus {
-		sel.Policy = prune.Policy{}
+// parseShardSize reads --max-shard-size ("" keeps the source's sharding).
+func parseShardSize(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
 	}
-	var err error
-	switch {
-	case o.blocks != "":
-		if sel.Blocks, err = prune.ParseBlocks(o.blocks, L); err != nil {
-			return nil, err
-		}
-	case o.ratio != "":
-		if sel.Ratio, err = prune.ParseRatio(o.ratio); err != nil {
-			return nil, err
-		}
+	size, err := safetensors.ParseSize(s)
+	if err != nil || size <= 0 {
+		return 0, fmt.Errorf("--max-shard-size %q: want a positive size such as 5GB or 500MB", s)
 	}
-	// Check the count against the policy before any scoring time is spent.
-	if _, _, err := prune.Count(m.Config, sel); err != nil {
-		return nil, err
-	}
-	var rank prune.Ranker
-	if o.blocks == "" {
-		if rank, err = o.ranker(a, m, w); err != nil {
-			return nil, err
-		}
-	}
-	return prune.Select(m.Config, sel, rank)
-}
-
-// searchPlan reads --plan and checks it was searched on this model.
-func (o *pruneOptions) searchPlan(m *model.Model, w *prune.WriteOptions) (*prune.Plan, error) {
-	pf, sum, err := prune.ReadPlanFile(o.planFile)
-	if err != nil {
-		return nil, err
-	}
-	if err := pf.Check(m.Config, o.planFile); err != nil {
-		return nil, err
-	}
-	w.PlanFile, w.PlanSHA256 = o.planFile, sum
-	return pf.Plan(), nil
-}
-
-// ranker reads --scores or prepares in-process scoring for --criterion.
-func (o *pruneOptions) ranker(a *app, m *model.Model, w *prune.WriteOptions) (prune.Ranker, error) {
-	if o.scores != "" {
-		list, sum, err := prune.ReadScores(o.scores)
-		if err != nil {
-			return nil, err
-		}
-		sf, err := prune.PickScores(list, o.criterion, o.scores)
-		if err != nil {
-			return nil, err
-		}
-		if err := sf.Check(m.Config, o.scores); err != nil {
-			return nil, err
-		}
-		if err := sf.CheckWeights(m.Dir, o.scores); err != nil {
-			return nil, err
-		}
-		w.ScoresFile, w.ScoresSHA256 = o.scores, sum
-		return prune.StaticRanker(sf), nil
-	}
-	if o.criterion == "" {
-		return nil, nil // Select names the missing flags
-	}
-	if _, err := score.ParseCriteria(o.criterion); err != nil || strings.Contains(o.criterion, ",") || o.criterion == "all" {
-		return nil, fmt.Errorf("--criterion %q: want one of %s", o.criterion, strings.Join(score.Criteria(), ", "))
-	}
-	calib, err := o.loadCalib(m)
-	if err != nil {
-		return nil, err
-	}
-	be, err := a.backend()
-	if err != nil {
-		return nil, err
-	}
-	opts := score.Options{BatchSize: o.calib.batchSize, Progress: pruneProgress(a, o.criterion)}
-	return prune.ComputeRanker(model.NewRunner(be, m), calib, o.criterion, opts), nil
-}
-
-func (o *pruneOptions) loadCalib(m *model.Model) (*score.Calibration, error) {
-	if !score.NeedsData(o.criterion) {
-		return nil, nil
-	}
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(m.Dir); err == nil {
-		tok = t
-	}
-	return score.LoadCalibration(o.calib.path, tok, score.CalibOptions{
-		Samples: o.calib.samples, SeqLen: o.calib.seqLen, Seed: o.calib.seed, NoBOS: o.calib.noBOS})
+	return size, nil
 }
 
 // pruneProgress draws one bar per scoring round on stderr.

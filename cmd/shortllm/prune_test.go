@@ -182,7 +182,7 @@ func TestPrune_BadInputWritesNothing(t *testing.T) {
 		{"two counts", []string{"--ratio", "20%", "--num-blocks", "2", "--scores", good}, "exactly one of"},
 		{"iterative from file", []string{"--num-blocks", "2", "--iterative", "--scores", good}, "--iterative"},
 		{"policy too strict", []string{"--num-blocks", "11", "--scores", good}, "--no-plus"},
-		{"bad dtype", []string{"--blocks", "3", "--dtype", "int8"}, "--dtype"},
+		{"bad dtype", []string{"--blocks", "3", "--save-dtype", "int8"}, "--save-dtype"},
 		{"out inside input", []string{"--blocks", "3", "--out", filepath.Join(deep, "pruned")}, "lies inside the input"},
 		{"out exists", []string{"--blocks", "3", "--out", existing}, "exists (use --force"},
 	}
@@ -211,7 +211,7 @@ func TestPrune_BadInputWritesNothing(t *testing.T) {
 func TestPrune_ForceReplacesAndShardsOnRequest(t *testing.T) {
 	src := testutil.SharedDir(t, "models", "stories260K")
 	out := t.TempDir()
-	rec := pruneJSON(t, "prune", "--model", src, "--out", out, "--force", "--blocks", "2", "--max-shard-size", "300KB", "--dtype", "bf16")
+	rec := pruneJSON(t, "prune", "--model", src, "--out", out, "--force", "--blocks", "2", "--max-shard-size", "300KB", "--save-dtype", "bf16")
 	if rec.DType != "BF16" {
 		t.Fatalf("dtype %q", rec.DType)
 	}

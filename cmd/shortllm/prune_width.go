@@ -1,19 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/gomlx/gomlx/backends"
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
-	"github.com/shortllm/shortllm/internal/retrain"
-	"github.com/shortllm/shortllm/internal/score"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 	"github.com/shortllm/shortllm/internal/width"
 )
 
@@ -65,7 +61,7 @@ func runPruneWidth(a *app, cmd *cobra.Command, o *pruneOptions) error {
 		return fmt.Errorf("--width --criterion %q: want one of %s or %s", o.criterion, strings.Join(width.Criteria(), ", "), width.LoRAPruneName)
 	case o.criterion == width.LoRAPruneName && o.width.loraData == "":
 		return fmt.Errorf("--criterion loraprune trains a LoRA while pruning: give --lora-data FILE")
-	case o.ratio != "" && o.calib.path == "":
+	case o.ratio != "" && o.calib.Path == "":
 		return fmt.Errorf("--criterion %s needs calibration data: give --calib FILE", o.criterion)
 	}
 	wopts, err := o.writeOptions()
@@ -79,14 +75,20 @@ func runPruneWidth(a *app, cmd *cobra.Command, o *pruneOptions) error {
 	if err := prune.CheckOut(dir, o.out, o.force); err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
-	res, calib, err := o.widthResult(a, cmd, m)
+	// Loaded as stored and written from these tensors; scored on a copy in the compute dtype.
+	src, err := e.Open(cmd.Context(), dir, stage.OpenOptions{Dir: true, CopyOnly: true})
 	if err != nil {
 		return err
 	}
+	res, calib, err := o.widthResult(a, cmd, src)
+	if err != nil {
+		return err
+	}
+	m := src.Model
 	if res.Trained != nil { // LoRAPrune: the units go from the fine-tuned model
 		m = res.Trained
 	}
@@ -98,29 +100,16 @@ func runPruneWidth(a *app, cmd *cobra.Command, o *pruneOptions) error {
 }
 
 // widthResult plans the units to remove: scored by a criterion, or as listed by --heads.
-func (o *pruneOptions) widthResult(a *app, cmd *cobra.Command, m *model.Model) (*width.Result, []byte, error) {
+func (o *pruneOptions) widthResult(a *app, cmd *cobra.Command, src *stage.Opened) (*width.Result, []byte, error) {
 	if o.width.heads != "" {
-		res, err := explicitHeads(m.Config, o.width.heads, o.width.withinGroups)
+		res, err := explicitHeads(src.Model.Config, o.width.heads, o.width.withinGroups)
 		return res, nil, err
 	}
 	ratio, err := prune.ParseRatio(o.ratio)
 	if err != nil {
 		return nil, nil, err
 	}
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(m.Dir); err == nil {
-		tok = t
-	}
-	calib, err := score.LoadCalibration(o.calib.path, tok, score.CalibOptions{
-		Samples: o.calib.samples, SeqLen: o.calib.seqLen, Seed: o.calib.seed, NoBOS: o.calib.noBOS})
-	if err != nil {
-		return nil, nil, err
-	}
-	be, err := a.backend()
-	if err != nil {
-		return nil, nil, err
-	}
-	opts := width.Options{Criterion: o.criterion, Ratio: ratio, Windows: calib.IDs, BatchSize: o.calib.batchSize,
+	opts := width.Options{Criterion: o.criterion, Ratio: ratio, BatchSize: o.calib.batchSize,
 		HeadUnit: o.width.headUnit, AllowWithinGroups: o.width.withinGroups, NoBiasCompensation: o.width.noBiasComp,
 		Progress: func(stage string) func(int, int) { return pruneProgress(a, stage) }}
 	if cmd.Flags().Changed("keep-first") {
@@ -129,17 +118,21 @@ func (o *pruneOptions) widthResult(a *app, cmd *cobra.Command, m *model.Model) (
 	if cmd.Flags().Changed("keep-last") {
 		opts.KeepLast = &o.keepLast
 	}
-	var res *width.Result
+	job := stage.WidthJob{Options: opts, Calib: o.calib.Calib, LoRAData: o.width.loraData, LoRARank: o.width.loraR, LR: o.width.lr}
 	if o.criterion == width.LoRAPruneName {
-		res, err = o.loraPrune(be, m, opts)
-	} else {
-		res, err = width.Run(model.NewRunner(be, m), opts)
+		job.LoRAPrune = &width.LoRAPruneOptions{Rounds: o.width.rounds, StepsPerRound: o.width.roundStep}
 	}
+	e, err := a.engine()
 	if err != nil {
 		return nil, nil, err
 	}
-	cj, err := json.Marshal(calib)
-	return res, cj, err
+	cm, err := src.Model.WithComputeDType(e.Compute)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := *src
+	m.Model = cm
+	return e.WidthPlan(&m, job)
 }
 
 // explicitHeads reads --heads "3.0,3.1" (block.query-head) into a plan.
@@ -205,30 +198,4 @@ func printPruneWidth(a *app, o *pruneOptions, rec *prune.Record) error {
 	}
 	_, err := fmt.Fprintf(a.out, "\nwrote %s\n", o.out)
 	return err
-}
-
-// loraPrune runs LoRAPrune with retrain's LoRA defaults (AdamW, linear schedule, batch 16).
-func (o *pruneOptions) loraPrune(be backends.Backend, m *model.Model, opts width.Options) (*width.Result, error) {
-	tok, err := tokenizer.Load(m.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("--lora-data needs the model's tokenizer: %w", err)
-	}
-	seqLen := o.calib.seqLen
-	if seqLen == 0 {
-		seqLen = score.DefaultSeqLen
-	}
-	data, err := retrain.LoadDataset(o.width.loraData, tok, retrain.DataOptions{SeqLen: seqLen})
-	if err != nil {
-		return nil, err
-	}
-	lp := width.LoRAPruneOptions{Rounds: o.width.rounds, StepsPerRound: o.width.roundStep, Data: data,
-		LoRA: retrain.NewLoRAConfig(o.width.loraR, 2*float64(o.width.loraR), 0.05, retrain.DefaultTargetModules, false),
-		Train: retrain.Options{Optim: retrain.AdamW{LR: o.width.lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1},
-			Schedule: "constant", BatchSize: 16, MicroBatchSize: 4, Seed: o.calib.seed, PadID: max(tok.PAD(), 0)}}
-	res, trained, err := width.LoRAPrune(model.NewRunner(be, m), opts, lp)
-	if err != nil {
-		return nil, err
-	}
-	res.Trained = trained
-	return res, nil
 }

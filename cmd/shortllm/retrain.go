@@ -6,12 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
-	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/retrain"
-	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
 type retrainOptions struct {
@@ -110,7 +107,14 @@ func bindRetrainFlags(cmd *cobra.Command, o *retrainOptions) {
 }
 
 func runRetrain(a *app, cmd *cobra.Command, o *retrainOptions) error {
-	job, err := newJob(a, cmd, o)
+	job, err := o.job()
+	if err != nil {
+		return err
+	}
+	if o.model == "" {
+		return errModelRequired
+	}
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
@@ -119,46 +123,30 @@ func runRetrain(a *app, cmd *cobra.Command, o *retrainOptions) error {
 		bar(s, total)
 		time.Sleep(o.stepDelay)
 	}
-	res, err := job.Run()
+	res, err := e.Retrain(cmd.Context(), o.model, job)
 	if err != nil {
 		return err
 	}
 	return printRetrain(a, res)
 }
 
-// newJob loads the model and tokenizer and turns the flags into a retrain.Job.
-func newJob(a *app, cmd *cobra.Command, o *retrainOptions) (*retrain.Job, error) {
+// job turns the flags into a retrain.Job (the model is opened by the stage).
+func (o *retrainOptions) job() (*retrain.Job, error) {
 	if o.data == "" {
 		return nil, fmt.Errorf("--data is required")
 	}
 	if err := o.checkNumbers(); err != nil {
 		return nil, err
 	}
-	dir, err := a.resolveModel(cmd.Context(), o.model)
+	mode, err := retrain.ParseMode(o.mode, false)
 	if err != nil {
-		return nil, err
-	}
-	dt, err := model.ParseDType(a.dtype, "--dtype")
-	if err != nil {
-		return nil, err
-	}
-	if dt != dtypes.Float32 && o.mode != retrain.ModeLoRA {
-		return nil, fmt.Errorf("--dtype %s: only --mode lora trains on a bf16 base (cpt updates float32 weights)", a.dtype)
-	}
-	m, err := model.Load(dir, model.LoadOptions{DType: dt})
-	if err != nil {
-		return nil, err
-	}
-	tok, _ := tokenizer.Load(dir) // pre-tokenised data needs none; LoadDataset says when it does
-	be, err := a.backend()
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--mode: %w", err)
 	}
 	cptOpt, loraOpt, err := o.optimizers()
 	if err != nil {
 		return nil, err
 	}
-	job := &retrain.Job{Model: m, ModelRef: o.model, Backend: be, Tokenizer: tok, Out: o.out, Mode: o.mode,
+	return &retrain.Job{ModelRef: o.model, Out: o.out, Mode: mode,
 		Data: o.data, LoRAData: o.loraData, ValData: o.valData, ValSize: o.valSize,
 		DataOptions: retrain.DataOptions{SeqLen: o.seqLen, TrainOnInputs: o.trainOnInputs},
 		CPTOptim:    cptOpt, LoRAOptim: loraOpt,
@@ -166,8 +154,7 @@ func newJob(a *app, cmd *cobra.Command, o *retrainOptions) (*retrain.Job, error)
 		AdapterDir: o.adapter, AdapterWeights: o.adapterWeights, Merge: o.merge, Force: o.force,
 		Loop: retrain.Options{Schedule: o.schedule, WarmupSteps: o.warmupSteps, BatchSize: o.batchSize,
 			MicroBatchSize: o.microBatchSize, Epochs: o.epochs, MaxSteps: o.maxSteps, MaxTokens: o.maxTokens,
-			EvalEvery: o.evalEvery, SaveEvery: o.saveEvery, Resume: o.resume, Seed: o.seed, PadID: padID(tok)}}
-	return job, nil
+			EvalEvery: o.evalEvery, SaveEvery: o.saveEvery, Resume: o.resume, Seed: o.seed}}, nil
 }
 
 // checkNumbers range-checks every numeric flag before the model is loaded.
@@ -183,10 +170,8 @@ func (o *retrainOptions) checkNumbers() error {
 // optimizers returns AdamW for the CPT and LoRA phases: the paper's CPT defaults (betas
 // 0.9/0.95, weight decay 0.1) and HF Trainer's for LoRA, each overridden by explicit flags.
 func (o *retrainOptions) optimizers() (cpt, lora retrain.AdamW, err error) {
-	base := retrain.AdamW{LR: o.lr, Eps: o.eps, ClipNorm: o.gradClip}
-	cpt, lora = base, base
-	cpt.Beta1, cpt.Beta2, cpt.WeightDecay = 0.9, 0.95, 0.1
-	lora.Beta1, lora.Beta2 = 0.9, 0.999
+	cpt, lora = retrain.DefaultAdamW(retrain.ModeCPT, o.lr), retrain.DefaultAdamW(retrain.ModeLoRA, o.lr)
+	cpt.Eps, cpt.ClipNorm, lora.Eps, lora.ClipNorm = o.eps, o.gradClip, o.eps, o.gradClip
 	if o.changed("betas") {
 		b, err := parseBetas(o.betas)
 		if err != nil {
@@ -226,15 +211,6 @@ func splitList(s string) []string {
 	return out
 }
 
-// padID fills micro-batches; any valid id works because padding carries no label and sits
-// after the real tokens.
-func padID(tok *tokenizer.Tokenizer) int {
-	if tok != nil && tok.PAD() >= 0 {
-		return tok.PAD()
-	}
-	return 0
-}
-
 // newStepBar shows updates with the loss, learning rate and tokens/s on stderr.
 func newStepBar(a *app) func(retrain.StepLog, int) {
 	var bar interface {
@@ -258,7 +234,7 @@ func printRetrain(a *app, res *retrain.Result) error {
 	if res.Finished {
 		fmt.Fprintf(a.out, "%s is already finished (no checkpoint left to resume); its log:\n", res.Out)
 	}
-	for _, phase := range []string{retrain.ModeCPT, retrain.ModeLoRA} {
+	for _, phase := range []retrain.Mode{retrain.ModeCPT, retrain.ModeLoRA} {
 		l := res.Logs[phase]
 		if l == nil {
 			continue

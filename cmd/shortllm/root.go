@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
-	"github.com/gomlx/gomlx/backends"
 	"github.com/spf13/cobra"
 
-	"github.com/shortllm/shortllm/internal/backend"
 	"github.com/shortllm/shortllm/internal/hub"
+	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,9 +28,9 @@ type app struct {
 	json        bool
 	quiet       bool
 
-	be backends.Backend
 	// dtype is the compute dtype flag of the verbs that run a model (see addDTypeFlag).
 	dtype string
+	eng   *stage.Engine
 }
 
 func execute(args []string, in io.Reader, out, errOut io.Writer) int {
@@ -121,44 +120,40 @@ func (a *app) notices() io.Writer {
 	return a.errOut
 }
 
-// backend creates the compute backend once per command.
-func (a *app) backend() (backends.Backend, error) {
-	if a.be != nil {
-		return a.be, nil
+var errModelRequired = errors.New("--model is required")
+
+// engine resolves the settings every stage runs with, once per command: the backend (created
+// on first use), --dtype, the execution settings and the hub options.
+func (a *app) engine() (*stage.Engine, error) {
+	if a.eng != nil {
+		return a.eng, nil
 	}
-	b, err := backend.New(a.backendSpec, a.notices())
+	hubOpts := hub.OptionsFromEnv()
+	if !a.quiet {
+		hubOpts.Progress = a.errOut
+	}
+	if _, err := model.ParseDType(a.dtype, "--dtype"); err != nil {
+		return nil, err
+	}
+	e, err := stage.NewEngine(stage.Settings{Backend: a.backendSpec, DType: a.dtype, Notices: a.notices(), Version: version,
+		Hub: hubOpts, Progress: func(desc string) func(done, total int) { return barProgress(a, desc) }})
 	if err != nil {
 		return nil, err
 	}
-	a.be = b
-	return b, nil
+	a.eng = e
+	return e, nil
 }
 
 // resolveModel turns --model (a directory or an HF id org/name[@rev]) into a local directory.
 func (a *app) resolveModel(ctx context.Context, ref string) (string, error) {
 	if ref == "" {
-		return "", fmt.Errorf("--model is required")
+		return "", errModelRequired
 	}
-	if st, err := os.Stat(ref); err == nil {
-		if !st.IsDir() {
-			return "", fmt.Errorf("model %s: not a directory", ref)
-		}
-		return ref, nil
+	e, err := a.engine()
+	if err != nil {
+		return "", err
 	}
-	if _, err := os.Lstat(ref); err == nil {
-		return "", fmt.Errorf("model %s: not a directory (a broken link?)", ref)
-	}
-	if err := hub.CheckID(ref); err != nil {
-		if !strings.Contains(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "/") {
-			return "", fmt.Errorf("model %s: no such directory", ref)
-		}
-		return "", fmt.Errorf("model %s: no such directory, and not a Hugging Face id: %v", ref, err)
-	}
-	opts := hub.OptionsFromEnv()
-	if !a.quiet {
-		opts.Progress = a.errOut
-	}
-	return hub.Resolve(ctx, ref, opts)
+	return e.Resolve(ctx, ref)
 }
 
 // printJSON writes v as one line of JSON to out (easy to pipe into jq or to parse line-wise).

@@ -7,25 +7,21 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/spf13/cobra"
 
-	"github.com/shortllm/shortllm/internal/memplan"
-	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/pipeline"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 type scoreOptions struct {
 	model     string
-	calib     string
 	criterion string
 	out       string
 	remat     string
 	plot      string
-	calibOpts score.CalibOptions
+	calib     stage.Calib
 	opts      score.Options
 }
 
@@ -54,14 +50,10 @@ of every block instead; prune --width uses the same computation.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id (org/name[@revision])")
-	f.StringVar(&o.calib, "calib", "", "calibration file: .json (token windows or a score result), .txt or .jsonl text")
 	f.StringVar(&o.criterion, "criterion", "taylor", "comma-separated criteria ("+strings.Join(score.Criteria(), ", ")+") or all")
 	f.StringVar(&o.out, "out", "", "also write the JSON result to this file")
 	f.StringVar(&o.plot, "plot", "", "also draw the block scores as a PNG (FILE-<criterion>.png for several criteria)")
-	f.IntVar(&o.calibOpts.Samples, "calib-samples", 0, fmt.Sprintf("windows drawn from text (default %d)", score.DefaultSamples))
-	f.IntVar(&o.calibOpts.SeqLen, "seq-len", 0, fmt.Sprintf("tokens per window (default %d)", score.DefaultSeqLen))
-	f.Uint64Var(&o.calibOpts.Seed, "seed", score.DefaultSeed, "seed for drawing windows from text")
-	f.BoolVar(&o.calibOpts.NoBOS, "no-bos", false, "tokenise text rows without BOS")
+	bindCalibFlags(f, &o.calib, "seed")
 	f.IntVar(&o.opts.BatchSize, "batch-size", score.DefaultBatchSize, "windows per forward pass (memory only; scores do not change)")
 	f.StringVar(&o.opts.WeightReduction, "weight-reduction", "sum", "taylor/magnitude: fold a tensor's row scores by sum, mean, max or prod")
 	f.Float64Var(&o.opts.NormPower, "norm-power", 1, "taylor/magnitude: raise each |w·g| or |w| to this power")
@@ -83,53 +75,37 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if err != nil {
 		return fmt.Errorf("--criterion: %w", err)
 	}
-	if err := checkRules(atLeast("--batch-size", o.opts.BatchSize, 1), atLeast("--calib-samples", o.calibOpts.Samples, 0),
-		atLeast("--seq-len", o.calibOpts.SeqLen, 0), atLeast("--span", o.opts.Span, 1), positiveFloat("--norm-power", o.opts.NormPower)); err != nil {
+	if err := checkRules(append(calibRules(o.calib), atLeast("--batch-size", o.opts.BatchSize, 1), atLeast("--span", o.opts.Span, 1),
+		positiveFloat("--norm-power", o.opts.NormPower))...); err != nil {
+		return err
+	}
+	job := stage.ScoreJob{Criteria: names, Calib: o.calib, Options: o.opts}
+	if job.Remat, err = stage.ParseRemat(o.remat); err != nil {
+		return fmt.Errorf("--%w", err)
+	}
+	if c, ok := job.NeedsCalib(); ok && o.calib.Path == "" {
+		return fmt.Errorf("--calib is required for criterion %s (only magnitude needs no data)", c)
+	}
+	e, err := a.engine()
+	if err != nil {
 		return err
 	}
 	dir, err := a.resolveModel(cmd.Context(), o.model)
 	if err != nil {
 		return err
 	}
-	outFile, err := beginOutFile(o.out, dir, o.calib)
+	outFile, err := beginOutFile(o.out, dir, o.calib.Path)
 	if err != nil {
 		return err
 	}
 	defer outFile.Close()
-	dt, err := model.ParseDType(a.dtype, "--dtype")
+	m, err := e.Open(cmd.Context(), dir, stage.OpenOptions{Dir: true})
 	if err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{DType: dt})
+	results, err := e.Score(m, job)
 	if err != nil {
 		return err
-	}
-	calib, err := o.loadCalibration(names, dir)
-	if err != nil {
-		return err
-	}
-	seqLen := 0
-	if calib != nil && len(calib.IDs) > 0 {
-		seqLen = len(calib.IDs[0])
-	}
-	if o.opts.Remat, err = rematFlag(o.remat, m, o.opts.BatchSize, seqLen); err != nil {
-		return err
-	}
-	be, err := a.backend()
-	if err != nil {
-		return err
-	}
-	runner := model.NewRunner(be, m)
-	var results []*score.Result
-	for _, c := range names {
-		opts := o.opts
-		opts.Progress = barProgress(a, "score "+c)
-		res, err := score.Compute(runner, calib, c, opts)
-		if err != nil {
-			return err
-		}
-		res.ToolVersion = version
-		results = append(results, res)
 	}
 	doc, err := score.MarshalResults(results)
 	if err != nil {
@@ -179,25 +155,6 @@ func writeScorePlots(path string, names []string, results []*score.Result) error
 	return nil
 }
 
-// loadCalibration reads --calib when a criterion needs data. The tokenizer is only needed
-// for text files, and LoadCalibration says so if it is missing.
-func (o *scoreOptions) loadCalibration(names []string, dir string) (*score.Calibration, error) {
-	for _, c := range names {
-		if !score.NeedsData(c) {
-			continue
-		}
-		if o.calib == "" {
-			return nil, fmt.Errorf("--calib is required for criterion %s (only magnitude needs no data)", c)
-		}
-		var tok score.Tokenizer
-		if t, err := tokenizer.Load(dir); err == nil { // a nil *Tokenizer must not reach the interface
-			tok = t
-		}
-		return score.LoadCalibration(o.calib, tok, o.calibOpts)
-	}
-	return nil, nil
-}
-
 // barProgress draws one bar per criterion on stderr, created once the total is known.
 func barProgress(a *app, desc string) func(done, total int) {
 	var bar interface {
@@ -211,6 +168,7 @@ func barProgress(a *app, desc string) func(done, total int) {
 		_ = bar.Set(done)
 		if done >= total {
 			_ = bar.Finish()
+			bar = nil // a further round (iterative pruning) draws a new bar
 		}
 	}
 }
@@ -247,24 +205,4 @@ func printScoreTable(w io.Writer, r *score.Result) {
 		}
 		fmt.Fprintf(w, "%5d %14.6g %5d %s\n", i, s, rank[i], strings.Repeat("█", n))
 	}
-}
-
-// rematFlag resolves --remat: auto follows memplan.RematDefault for the compute dtype and batch.
-func rematFlag(v string, m *model.Model, batch, seqLen int) (bool, error) {
-	switch v {
-	case "on":
-		return true, nil
-	case "off":
-		return false, nil
-	case "auto":
-		if seqLen == 0 {
-			return false, nil
-		}
-		w := 4
-		if m.ComputeDType() == dtypes.BFloat16 {
-			w = 2
-		}
-		return memplan.RematDefault(m.Config, w, max(batch, 1), seqLen), nil
-	}
-	return false, fmt.Errorf("--remat %q: want auto, on or off", v)
 }

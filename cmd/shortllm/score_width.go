@@ -9,9 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/atomicfile"
-	"github.com/shortllm/shortllm/internal/model"
-	"github.com/shortllm/shortllm/internal/score"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 	"github.com/shortllm/shortllm/internal/width"
 )
 
@@ -45,38 +43,24 @@ func widthCriteria(s string) (names []string, ok bool, err error) {
 }
 
 func runScoreWidth(a *app, cmd *cobra.Command, o *scoreOptions, names []string) error {
-	if o.calib == "" {
+	if o.calib.Path == "" {
 		return fmt.Errorf("--calib is required for width criteria")
 	}
-	dir, err := a.resolveModel(cmd.Context(), o.model)
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	m, err := e.Open(cmd.Context(), o.model, stage.OpenOptions{})
 	if err != nil {
 		return err
 	}
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(dir); err == nil {
-		tok = t
-	}
-	calib, err := score.LoadCalibration(o.calib, tok, o.calibOpts)
+	scores, err := e.WidthScores(m, names, o.calib, o.opts.BatchSize)
 	if err != nil {
 		return err
 	}
-	be, err := a.backend()
-	if err != nil {
-		return err
-	}
-	r := model.NewRunner(be, m)
 	var docs []widthScoreDoc
-	for _, c := range names {
-		res, err := width.Run(r, width.Options{Criterion: c, Windows: calib.IDs, BatchSize: o.opts.BatchSize,
-			Progress: func(stage string) func(int, int) { return barProgress(a, "score "+stage) }})
-		if err != nil {
-			return err
-		}
-		docs = append(docs, widthScoreDoc{Model: dir, ConfigHash: m.Config.Hash(), ToolVersion: version, Scores: res.Scores})
+	for _, s := range scores {
+		docs = append(docs, widthScoreDoc{Model: m.Dir, ConfigHash: m.Model.Config.Hash(), ToolVersion: version, Scores: s})
 	}
 	var doc any = docs
 	if len(docs) == 1 {

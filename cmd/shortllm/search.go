@@ -11,15 +11,15 @@ import (
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/search"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 type searchOptions struct {
-	model, out, calib   string
+	model, out          string
 	ratio, blocks       string
 	keepFirst, keepLast int
 	noPlus              bool
-	calibOpts           score.CalibOptions
+	calib               stage.Calib
 	opts                search.Options
 }
 
@@ -53,7 +53,6 @@ repeatable. The count (--ratio, --num-blocks) and the "+" policy (--keep-first, 
 	f := cmd.Flags()
 	s := &o.opts
 	f.StringVar(&o.model, "model", "", "model directory or Hugging Face id (org/name[@revision])")
-	f.StringVar(&o.calib, "calib", "", "calibration data: token-id .json, .txt or .jsonl (as score takes it)")
 	f.StringVar(&s.Method, "method", "", "search: "+strings.Join(search.Methods(), ", "))
 	f.StringVar(&s.Unit, "unit", prune.UnitBlock, "what to remove: block (heads and channels come with width pruning)")
 	f.StringVar(&o.ratio, "ratio", "", "share of parameters to remove, e.g. 35% (blocks counted as prune counts them)")
@@ -67,10 +66,7 @@ repeatable. The count (--ratio, --num-blocks) and the "+" policy (--keep-first, 
 	f.StringVar(&o.out, "out", "", "write the plan (JSON) to this file")
 	f.IntVar(&s.MaxExhaustive, "max-sets", search.DefaultMaxExhaustive, "exhaustive: refuse more candidate sets than this")
 	f.IntVar(&s.BatchSize, "batch-size", score.DefaultBatchSize, "calibration windows per forward pass (memory only)")
-	f.IntVar(&o.calibOpts.Samples, "calib-samples", 0, fmt.Sprintf("calibration windows drawn from text (default %d)", score.DefaultSamples))
-	f.IntVar(&o.calibOpts.SeqLen, "seq-len", 0, fmt.Sprintf("tokens per calibration window (default %d)", score.DefaultSeqLen))
-	f.Uint64Var(&o.calibOpts.Seed, "calib-seed", score.DefaultSeed, "seed for drawing calibration windows from text (score's --seed)")
-	f.BoolVar(&o.calibOpts.NoBOS, "no-bos", false, "tokenise calibration text without BOS")
+	bindCalibFlags(f, &o.calib, "calib-seed")
 	pg, evo := search.DefaultPGOptions(), search.DefaultEvoOptions()
 	f.IntVar(&s.PolicyGradient.Steps, "steps", pg.Steps, "policy-gradient: updates")
 	f.IntVar(&s.PolicyGradient.Samples, "samples", pg.Samples, "policy-gradient: masks sampled per update (K)")
@@ -93,35 +89,26 @@ func runSearch(a *app, cmd *cobra.Command, o *searchOptions) error {
 	if err != nil {
 		return err
 	}
-	outFile, err := beginOutFile(o.out, dir, o.calib)
+	outFile, err := beginOutFile(o.out, dir, o.calib.Path)
 	if err != nil {
 		return err
 	}
 	defer outFile.Close()
-	m, err := model.Load(dir, model.LoadOptions{})
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
-	if err := o.selection(m.Config); err != nil {
-		return err
-	}
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(dir); err == nil { // a nil *Tokenizer must not reach the interface
-		tok = t
-	}
-	if o.opts.Calib, err = score.LoadCalibration(o.calib, tok, o.calibOpts); err != nil {
-		return err
-	}
-	be, err := a.backend()
+	m, err := e.Open(cmd.Context(), dir, stage.OpenOptions{Dir: true})
 	if err != nil {
 		return err
 	}
-	o.opts.Progress = barProgress(a, "search "+o.opts.Method)
-	plan, err := search.Run(model.NewRunner(be, m), o.opts)
+	if err := o.selection(m.Model.Config); err != nil {
+		return err
+	}
+	plan, err := e.Search(m, o.calib, o.opts)
 	if err != nil {
 		return err
 	}
-	plan.ToolVersion = version
 	if err := outFile.WriteJSON(plan); err != nil {
 		return err
 	}
@@ -141,7 +128,7 @@ func (o *searchOptions) checkFlags(cmd *cobra.Command) error {
 		}
 	}
 	switch {
-	case o.calib == "":
+	case o.calib.Path == "":
 		return fmt.Errorf("--calib is required: the objective is the calibration loss")
 	case n != 1:
 		return fmt.Errorf("give exactly one of --ratio, --num-blocks or --blocks")

@@ -6,17 +6,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/sparsify"
-	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
 type sparsifyOptions struct {
 	model, out, sparsity, pattern string
 	force                         bool
-	dtype, maxShardSize           string
+	saveDType, maxShardSize       string
 	calib                         pruneCalib
 	o                             sparsify.Options
 }
@@ -61,14 +59,10 @@ allocation, and the calibration windows.`,
 	f.Float64Var(&o.DSnoTThreshold, "dsnot-threshold", sparsify.DefaultDSnoTThreshold, "dsnot: stop a row when its expected error is this small")
 	f.BoolVar(&o.DSnoTWithMLP, "dsnot-with-mlp", false, "dsnot: refine MLP matrices too (the released code skips them)")
 	f.Float64Var(&o.BarberThreshold, "barber-threshold", sparsify.DefaultBarberThreshold, "barber: share of each row's beneficial swaps made (released 0.01 swaps nothing in rows with fewer than 100 of them)")
-	f.StringVar(&so.dtype, "dtype", "keep", "stored dtype: keep, bf16, f16 or f32")
+	f.StringVar(&so.saveDType, "save-dtype", "keep", "stored dtype of the written checkpoint: keep, bf16, f16 or f32")
 	f.StringVar(&so.maxShardSize, "max-shard-size", "", "split weights into shards of at most this size, e.g. 5GB (default: as the input)")
 	f.BoolVar(&so.force, "force", false, "replace an existing --out directory")
-	f.StringVar(&so.calib.path, "calib", "", "calibration data: token-id .json, .txt or .jsonl (all methods but magnitude)")
-	f.IntVar(&so.calib.samples, "calib-samples", 0, fmt.Sprintf("calibration windows drawn from text (default %d)", score.DefaultSamples))
-	f.IntVar(&so.calib.seqLen, "seq-len", 0, fmt.Sprintf("tokens per calibration window (default %d)", score.DefaultSeqLen))
-	f.Uint64Var(&so.calib.seed, "seed", score.DefaultSeed, "seed for sampling calibration windows from text")
-	f.BoolVar(&so.calib.noBOS, "no-bos", false, "tokenise calibration text without BOS")
+	bindCalibFlags(f, &so.calib.Calib, "seed")
 	f.IntVar(&o.BatchSize, "batch-size", 0, "calibration windows per forward pass (default 10)")
 	return cmd
 }
@@ -77,7 +71,7 @@ func runSparsify(a *app, cmd *cobra.Command, so *sparsifyOptions) error {
 	if err := so.parse(); err != nil {
 		return err
 	}
-	wopts, err := (&pruneOptions{out: so.out, force: so.force, dtype: so.dtype, maxShardSize: so.maxShardSize}).writeOptions()
+	wopts, err := (&pruneOptions{out: so.out, force: so.force, saveDType: so.saveDType, maxShardSize: so.maxShardSize}).writeOptions()
 	if err != nil {
 		return err
 	}
@@ -88,23 +82,19 @@ func runSparsify(a *app, cmd *cobra.Command, so *sparsifyOptions) error {
 	if err := prune.CheckOut(dir, so.out, so.force); err != nil {
 		return err
 	}
-	m, err := model.Load(dir, model.LoadOptions{})
+	e, err := a.engine()
 	if err != nil {
 		return err
 	}
-	if so.calib.path != "" {
-		if so.o.Calib, err = loadCalibFor(m.Dir, so.calib); err != nil {
-			return err
+	m, rec, err := e.Sparsify(cmd.Context(), dir, so.calib.Calib, so.o, func(total int) func(int, int) {
+		bar := a.progress(total, "sparsify "+so.o.Method)
+		return func(done, _ int) {
+			_ = bar.Set(done)
+			if done >= total {
+				_ = bar.Finish()
+			}
 		}
-	}
-	be, err := a.backend()
-	if err != nil {
-		return err
-	}
-	bar := a.progress(m.Config.NumHiddenLayers, "sparsify "+so.o.Method)
-	so.o.Progress = func(done, _ int) { _ = bar.Set(done) }
-	rec, err := sparsify.Run(model.NewRunner(be, m), so.o)
-	_ = bar.Finish()
+	})
 	if err != nil {
 		return err
 	}
@@ -133,25 +123,16 @@ func (so *sparsifyOptions) parse() error {
 	if so.o.Pattern, err = sparsify.ParsePattern(so.pattern); err != nil {
 		return err
 	}
-	if so.o.Method == sparsify.Magnitude && so.o.Refine == "" && so.calib.path != "" {
+	if so.o.Method == sparsify.Magnitude && so.o.Refine == "" && so.calib.Path != "" {
 		return fmt.Errorf("--calib is not used by --method magnitude without --refine")
 	}
-	if so.calib.path == "" {
+	if so.calib.Path == "" {
 		return so.o.Validate() // names the missing --calib
 	}
 	so.o.Calib = &score.Calibration{} // checked for presence only; loaded after the model
 	err = so.o.Validate()
 	so.o.Calib = nil
 	return err
-}
-
-// loadCalibFor reads calibration windows as `shortllm prune --calib` does.
-func loadCalibFor(modelDir string, c pruneCalib) (*score.Calibration, error) {
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(modelDir); err == nil { // a nil *Tokenizer must not reach the interface
-		tok = t
-	}
-	return score.LoadCalibration(c.path, tok, score.CalibOptions{Samples: c.samples, SeqLen: c.seqLen, Seed: c.seed, NoBOS: c.noBOS})
 }
 
 // sparsifyReport is the --json document: the record plus where it was written.

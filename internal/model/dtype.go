@@ -8,37 +8,81 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
-// ParseDType maps a --dtype value (f32, bf16, f64 and their long spellings) to the compute
-// dtype Load takes. flag names the flag in errors.
-func ParseDType(s, flag string) (dtypes.DType, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "f32", "fp32", "float32":
-		return dtypes.Float32, nil
-	case "bf16", "bfloat16":
-		return dtypes.BFloat16, nil
-	case "f64", "fp64", "float64":
-		return dtypes.Float64, nil
+// dtypeRow is one entry of the dtype table every flag reads: --dtype picks the compute dtype
+// (what weights and activations are held in while a stage runs), --save-dtype the stored one
+// (what a written checkpoint holds). Not every stored dtype can compute: SimpleGo has no
+// float16.
+type dtypeRow struct {
+	names   []string // first is the short name reports use
+	compute dtypes.DType
+	stored  safetensors.DType
+}
+
+func dtypeTable() []dtypeRow {
+	return []dtypeRow{
+		{[]string{"f32", "fp32", "float32"}, dtypes.Float32, safetensors.F32},
+		{[]string{"bf16", "bfloat16"}, dtypes.BFloat16, safetensors.BF16},
+		{[]string{"f16", "fp16", "float16"}, dtypes.InvalidDType, safetensors.F16},
+		{[]string{"f64", "fp64", "float64"}, dtypes.Float64, safetensors.F64},
 	}
-	return dtypes.InvalidDType, fmt.Errorf("%s %q: want f32, bf16 or f64", flag, s)
+}
+
+func lookupDType(s string) (dtypeRow, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for _, r := range dtypeTable() {
+		if slices.Contains(r.names, s) {
+			return r, true
+		}
+	}
+	return dtypeRow{}, false
+}
+
+// ParseDType maps a --dtype value (f32, bf16, f64 and their long spellings; "" is f32) to the
+// compute dtype Load takes. flag names the flag in errors.
+func ParseDType(s, flag string) (dtypes.DType, error) {
+	if strings.TrimSpace(s) == "" {
+		return dtypes.Float32, nil
+	}
+	r, ok := lookupDType(s)
+	if !ok || r.compute == dtypes.InvalidDType {
+		return dtypes.InvalidDType, fmt.Errorf("%s %q: want f32, bf16 or f64", flag, s)
+	}
+	return r.compute, nil
+}
+
+// ParseSaveDType maps a --save-dtype value to the stored dtype: "keep" (or "") keeps each
+// tensor's stored dtype and returns "".
+func ParseSaveDType(s, flag string) (safetensors.DType, error) {
+	if v := strings.ToLower(strings.TrimSpace(s)); v == "" || v == "keep" {
+		return "", nil
+	}
+	r, ok := lookupDType(s)
+	if !ok || r.stored == safetensors.F64 {
+		return "", fmt.Errorf("%s %q: want keep, bf16, f16 or f32", flag, s)
+	}
+	return r.stored, nil
 }
 
 // DTypeName is the short name ParseDType accepts for dt (used in reports).
 func DTypeName(dt dtypes.DType) string {
-	switch dt {
-	case dtypes.BFloat16:
-		return "bf16"
-	case dtypes.Float64:
-		return "f64"
-	case dtypes.InvalidDType, dtypes.Float32:
+	if dt == dtypes.InvalidDType {
 		return "f32"
+	}
+	for _, r := range dtypeTable() {
+		if r.compute == dt {
+			return r.names[0]
+		}
 	}
 	return dt.String()
 }
@@ -82,4 +126,25 @@ func bf16Values(t *tensors.Tensor) []float32 {
 		out[i] = v.Float32()
 	}
 	return out
+}
+
+// WithComputeDType returns m with every weight held in dt: tensors already in dt are shared,
+// the others converted (rounded to nearest even for bfloat16). m itself is not changed, so a
+// model loaded for copying (KeepBF16) can be scored in bf16 and still be written from its
+// loaded tensors.
+func (m *Model) WithComputeDType(dt dtypes.DType) (*Model, error) {
+	out := *m
+	out.Weights = make(map[string]*tensors.Tensor, len(m.Weights))
+	for name, t := range m.Weights {
+		if t.DType() == dt {
+			out.Weights[name] = t
+			continue
+		}
+		c, err := TensorFromFloat32(Float32Values(t), t.Shape().Dimensions, dt)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out.Weights[name] = c
+	}
+	return &out, nil
 }

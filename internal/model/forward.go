@@ -62,6 +62,7 @@ type ForwardResult struct {
 // KVCache holds per-layer keys and values [B, S, Hkv, Dh] for incremental decoding.
 type KVCache struct {
 	K, V []*Node
+	DUS  bool // write with DynamicUpdateSlice (Engine.KVUpdate), not a one-hot product
 }
 
 // Forward runs the model on token ids [B, T] (int32).
@@ -100,7 +101,7 @@ func Forward(cfg *Config, p Params, ids *Node, opts ForwardOptions) ForwardResul
 	cos, sin := ropeTables(cfg, pos, h.DType())
 	res := ForwardResult{}
 	if opts.Cache != nil {
-		res.Cache = &KVCache{K: slices.Clone(opts.Cache.K), V: slices.Clone(opts.Cache.V)}
+		res.Cache = &KVCache{K: slices.Clone(opts.Cache.K), V: slices.Clone(opts.Cache.V), DUS: opts.Cache.DUS}
 	}
 	end := cfg.NumHiddenLayers
 	if opts.Until > 0 {
@@ -245,7 +246,7 @@ func attention(cfg *Config, p Params, i int, x *Node, in blockInputs) *Node {
 // place (xla_kvcache.go); SimpleGo has none, so there the write is a one-hot product:
 // cache·(1−Σₜ onehot) + Σₜ onehot ⊗ new.
 func (c *KVCache) update(i int, pos, k, v *Node) (*Node, *Node) {
-	if useDUS(k.Graph()) {
+	if c.DUS {
 		return c.updateDUS(i, pos, k, v)
 	}
 	S := c.K[i].Shape().Dimensions[1]

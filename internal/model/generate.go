@@ -63,9 +63,9 @@ func (r *Runner) Generate(prompts [][]int, opts GenerateOptions) ([][]int, error
 	if err := r.checkIDs(prompts, 0); err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	mode, err := KVUpdateMode(r.Backend)
-	if err != nil {
-		return nil, fmt.Errorf("generate: %w", err)
+	mode := r.Engine.KVUpdate
+	if mode == KVUpdateDUS && !supportsDUS(r.Backend) {
+		return nil, fmt.Errorf("generate: backend %s has no DynamicUpdateSlice for the in-place KV-cache write", r.Backend.Name())
 	}
 	B := len(prompts)
 	cache := r.emptyCache(B, S)
@@ -166,7 +166,7 @@ func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip 
 	// The cache inputs are not used after this step (Generate keeps the outputs), so their
 	// buffers can be donated: XLA then updates the cache in place.
 	donate := make([]bool, len(args))
-	if r.donateKV() {
+	if r.Engine.DonateKV {
 		for i := 2; i < len(args); i++ {
 			donate[i] = true
 		}
@@ -176,7 +176,7 @@ func (r *Runner) decodeStep(cur [][]int, pos int, cache []*tensors.Tensor, skip 
 		key += "/argmax"
 	}
 	out, err := r.RunDonating(key, func(p Params, in []*Node) []*Node {
-		kv := &KVCache{K: in[2 : 2+L], V: in[2+L : 2+2*L]}
+		kv := &KVCache{K: in[2 : 2+L], V: in[2+L : 2+2*L], DUS: mode == KVUpdateDUS}
 		// The head runs on the last position only: a 128-token prompt at batch 64 would
 		// otherwise make 64×128 rows of 128K logits to keep 64 of them.
 		res := Forward(cfg, p, in[0], ForwardOptions{SkipBlocks: skip, Positions: in[1], Cache: kv,

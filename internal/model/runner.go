@@ -19,16 +19,22 @@ import (
 type Runner struct {
 	Backend backends.Backend
 	Model   *Model
+	Engine  Engine
 	names   []string
 
 	mu    sync.Mutex
 	execs map[string]*Exec
 }
 
-// NewRunner prepares a runner; it registers the fast DotGeneral gradient GoMLX lacks.
-func NewRunner(b backends.Backend, m *Model) *Runner {
+// NewRunner prepares a runner with the backend's default engine settings.
+func NewRunner(b backends.Backend, m *Model) *Runner { return NewRunnerWith(b, m, DefaultEngine(b)) }
+
+// NewRunnerWith prepares a runner with engine settings resolved by the caller. Gradients
+// need RegisterFastDotGeneralVJP, which a command calls once at start (stage.NewEngine);
+// NewRunnerWith calls it too, so that library users and tests get the same gradient.
+func NewRunnerWith(b backends.Backend, m *Model, e Engine) *Runner {
 	RegisterFastDotGeneralVJP()
-	return &Runner{Backend: b, Model: m, names: m.Names(), execs: map[string]*Exec{}}
+	return &Runner{Backend: b, Model: m, Engine: e, names: m.Names(), execs: map[string]*Exec{}}
 }
 
 // GraphFn builds outputs from the weight nodes and the extra inputs.

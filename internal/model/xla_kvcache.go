@@ -28,9 +28,44 @@ const (
 	KVUpdateDUS    = "dus"
 )
 
-// KVUpdateMode resolves the strategy decoding uses on backend b: "onehot" or "dus".
-func KVUpdateMode(b backends.Backend) (string, error) {
-	mode := strings.ToLower(strings.TrimSpace(os.Getenv(KVUpdateEnv)))
+// Engine holds the execution settings a runner uses, resolved once when a command starts
+// (EngineFromEnv) and passed down, so that no graph builder reads the environment.
+type Engine struct {
+	KVUpdate string // KVUpdateOneHot or KVUpdateDUS
+	DonateKV bool   // hand the cache buffers to each decode step
+}
+
+// DefaultEngine is the engine without overrides: the in-place cache write and donation where
+// the backend has DynamicUpdateSlice.
+func DefaultEngine(b backends.Backend) Engine {
+	if supportsDUS(b) {
+		return Engine{KVUpdate: KVUpdateDUS, DonateKV: true}
+	}
+	return Engine{KVUpdate: KVUpdateOneHot}
+}
+
+// EngineFromEnv resolves $SHORTLLM_KV_UPDATE and $SHORTLLM_DONATE_KV for backend b: the one
+// place the environment is read.
+func EngineFromEnv(b backends.Backend) (Engine, error) {
+	mode, err := kvUpdateMode(b, os.Getenv(KVUpdateEnv))
+	if err != nil {
+		return Engine{}, err
+	}
+	e := Engine{KVUpdate: mode, DonateKV: mode == KVUpdateDUS}
+	switch v := os.Getenv(DonateKVEnv); v {
+	case "0":
+		e.DonateKV = false
+	case "1":
+		e.DonateKV = true
+	case "":
+	default:
+		return Engine{}, fmt.Errorf("$%s=%q: want 0 or 1", DonateKVEnv, v)
+	}
+	return e, nil
+}
+
+func kvUpdateMode(b backends.Backend, v string) (string, error) {
+	mode := strings.ToLower(strings.TrimSpace(v))
 	switch mode {
 	case "", KVUpdateAuto:
 		if supportsDUS(b) {
@@ -64,28 +99,9 @@ func (c *KVCache) updateDUS(i int, pos, k, v *Node) (*Node, *Node) {
 	return c.K[i], c.V[i]
 }
 
-// useDUS reports the strategy for graph g; an invalid override falls back to one-hot here
-// (Generate has already reported it).
-func useDUS(g *Graph) bool {
-	mode, err := KVUpdateMode(g.Backend())
-	return err == nil && mode == KVUpdateDUS
-}
-
 // DonateKVEnv set to 0 or 1 forces donating the cache buffers to each decode step off or on;
 // by default they are donated where the in-place (dus) path is used.
 const DonateKVEnv = "SHORTLLM_DONATE_KV"
-
-func (r *Runner) donateKV() bool {
-	v := os.Getenv(DonateKVEnv)
-	switch v {
-	case "0":
-		return false
-	case "1":
-		return true
-	}
-	mode, err := KVUpdateMode(r.Backend)
-	return err == nil && mode == KVUpdateDUS
-}
 
 // RunDonating is Run with the extra inputs marked in donate handed to the graph: their
 // device buffers are consumed (the tensors must not be used afterwards), so XLA can write the

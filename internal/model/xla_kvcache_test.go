@@ -25,7 +25,7 @@ func (d dusBackend) Capabilities() backends.Capabilities {
 	return c
 }
 
-func TestKVUpdateMode_Selection(t *testing.T) {
+func TestEngineFromEnv_Selection(t *testing.T) {
 	goB := testBackend(t)
 	cases := []struct {
 		b        backends.Backend
@@ -42,10 +42,25 @@ func TestKVUpdateMode_Selection(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Setenv(KVUpdateEnv, c.override)
-		got, err := KVUpdateMode(c.b)
-		if (err != nil) != c.wantErr || got != c.want {
-			t.Errorf("override %q on %T: got %q, %v; want %q (error %v)", c.override, c.b, got, err, c.want, c.wantErr)
+		e, err := EngineFromEnv(c.b)
+		if (err != nil) != c.wantErr || e.KVUpdate != c.want {
+			t.Errorf("override %q on %T: got %q, %v; want %q (error %v)", c.override, c.b, e.KVUpdate, err, c.want, c.wantErr)
 		}
+		if err == nil && e.DonateKV != (e.KVUpdate == KVUpdateDUS) {
+			t.Errorf("override %q on %T: donate %v with %s", c.override, c.b, e.DonateKV, e.KVUpdate)
+		}
+	}
+	t.Setenv(KVUpdateEnv, "")
+	t.Setenv(DonateKVEnv, "1")
+	if e, err := EngineFromEnv(goB); err != nil || !e.DonateKV {
+		t.Errorf("$%s=1: got %+v, %v", DonateKVEnv, e, err)
+	}
+	t.Setenv(DonateKVEnv, "yes")
+	if _, err := EngineFromEnv(goB); err == nil {
+		t.Errorf("$%s=yes accepted", DonateKVEnv)
+	}
+	if d := DefaultEngine(dusBackend{goB}); d.KVUpdate != KVUpdateDUS || !d.DonateKV {
+		t.Errorf("default engine with DynamicUpdateSlice: %+v", d)
 	}
 }
 
@@ -54,16 +69,15 @@ func TestKVUpdateMode_Selection(t *testing.T) {
 func TestGenerate_DonatedCacheSameIDs(t *testing.T) {
 	m := loadShared(t, "stories260K")
 	be := testBackend(t) // weights stay attached to one backend
-	gen := func(donate string) [][]int {
-		t.Setenv(DonateKVEnv, donate)
-		r := NewRunner(be, m)
+	gen := func(donate bool) [][]int {
+		r := NewRunnerWith(be, m, Engine{KVUpdate: KVUpdateOneHot, DonateKV: donate})
 		out, err := r.Generate([][]int{{1}, {1}}, GenerateOptions{MaxNewTokens: 40, IgnoreEOS: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return out
 	}
-	plain, donated := gen("0"), gen("1")
+	plain, donated := gen(false), gen(true)
 	for b := range plain {
 		if !slices.Equal(plain[b], donated[b]) {
 			t.Fatalf("row %d: donated cache generated %v, plain %v", b, donated[b], plain[b])

@@ -15,23 +15,13 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shortllm/shortllm/internal/eval"
+	"github.com/shortllm/shortllm/internal/hub"
 	"github.com/shortllm/shortllm/internal/inputfile"
+	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/score"
 )
-
-// Retraining modes of a pipeline; "none" evaluates the pruned model as it is.
-const (
-	RetrainNone    = "none"
-	RetrainLoRA    = "lora"
-	RetrainCPT     = "cpt"
-	RetrainCPTLoRA = "cpt+lora"
-)
-
-// RetrainModes lists the valid --retrain values.
-func RetrainModes() []string {
-	return []string{RetrainNone, RetrainLoRA, RetrainCPT, RetrainCPTLoRA}
-}
 
 // Config is every setting of a pipeline run. The yaml keys are the CLI flag names, so a
 // pipeline.yaml and a command line say the same things the same way.
@@ -43,6 +33,8 @@ type Config struct {
 	// WidthCriteria prune heads and channels at the same ratios (width.go).
 	WidthCriteria List `yaml:"width-criteria" json:"width-criteria,omitempty"`
 	Retrain       List `yaml:"retrain" json:"retrain"`
+	// DType is every stage's compute dtype (f32 or bf16); checkpoints keep their stored dtype.
+	DType string `yaml:"dtype" json:"dtype,omitempty"`
 
 	// Scoring (calibration) data and its sampling.
 	Calib        string `yaml:"calib" json:"calib"`
@@ -96,7 +88,7 @@ type Config struct {
 // Defaults are the values a run uses for keys neither the file nor the flags set.
 func Defaults() Config {
 	return Config{
-		Ratios: List{"20%", "35%"}, Criteria: List{"ppl", "taylor"}, Retrain: List{RetrainNone},
+		Ratios: List{"20%", "35%"}, Criteria: List{"ppl", "taylor"}, Retrain: List{string(retrain.ModeNone)},
 		CalibSamples: score.DefaultSamples, Seed: score.DefaultSeed,
 		KeepFirst: prune.DefaultPolicy.KeepFirst, KeepLast: prune.DefaultPolicy.KeepLast,
 		RetrainSteps: 100, LR: 1e-4, BatchSize: 16, MicroBatchSize: 4, LoRARank: 8,
@@ -186,7 +178,10 @@ func (c *Config) resolvePaths(dir string, fromFile Config) {
 			*p = filepath.Join(dir, set)
 		}
 	}
-	rel(&c.Model, fromFile.Model)
+	// A model that is no directory beside the file may be a Hugging Face id (org/name).
+	if _, err := os.Stat(filepath.Join(dir, fromFile.Model)); err == nil || hub.CheckID(fromFile.Model) != nil {
+		rel(&c.Model, fromFile.Model)
+	}
 	rel(&c.Out, fromFile.Out)
 	rel(&c.Calib, fromFile.Calib)
 	rel(&c.LoRAData, fromFile.LoRAData)
@@ -237,7 +232,7 @@ type plan struct {
 	criteria   []string
 	// widthCriteria are width-pruning criteria (llm-pruner, wanda-sp, flap).
 	widthCriteria []string
-	retrain       []string
+	retrain       []retrain.Mode
 	ppl           []PPLSpec
 	speedSizes    []int
 	sparsity      []sparsitySpec
@@ -249,6 +244,9 @@ func (c *Config) validate() (*plan, error) {
 	var err error
 	if c.Model == "" || c.Out == "" {
 		return nil, fmt.Errorf("--model and --out are required")
+	}
+	if _, err := model.ParseDType(c.DType, "--dtype"); err != nil {
+		return nil, err
 	}
 	if p.ratios, p.ratioNames, err = parseRatios(c.Ratios); err != nil {
 		return nil, err
@@ -341,20 +339,18 @@ func parseCriteria(l List) ([]string, error) {
 	return l, checkUnique("--criteria", l)
 }
 
-func parseRetrain(l List) ([]string, error) {
+func parseRetrain(l List) ([]retrain.Mode, error) {
 	if len(l) == 0 {
-		return nil, fmt.Errorf("--retrain: give at least one of %s", strings.Join(RetrainModes(), ", "))
+		return nil, fmt.Errorf("--retrain: give at least one of none, lora, cpt, cpt+lora")
 	}
-	for _, m := range l {
-		ok := false
-		for _, v := range RetrainModes() {
-			ok = ok || m == v
-		}
-		if !ok {
-			return nil, fmt.Errorf("--retrain: unknown stage %q (want %s)", m, strings.Join(RetrainModes(), ", "))
+	modes := make([]retrain.Mode, len(l))
+	for i, m := range l {
+		var err error
+		if modes[i], err = retrain.ParseMode(m, true); err != nil {
+			return nil, fmt.Errorf("--retrain: %w", err)
 		}
 	}
-	return l, checkUnique("--retrain", l)
+	return modes, checkUnique("--retrain", l)
 }
 
 func checkUnique(what string, l []string) error {
@@ -380,10 +376,10 @@ func (c *Config) checkData(p *plan) error {
 		return fmt.Errorf("--search-methods %s needs --calib FILE (the objective is the calibration loss)", c.SearchMethods[0])
 	}
 	for _, m := range p.retrain {
-		if (m == RetrainLoRA || m == RetrainCPTLoRA) && c.LoRAData == "" {
+		if (m == retrain.ModeLoRA || m == retrain.ModeCPTLoRA) && c.LoRAData == "" {
 			return fmt.Errorf("--retrain %s needs --lora-data FILE", m)
 		}
-		if (m == RetrainCPT || m == RetrainCPTLoRA) && c.CPTData == "" {
+		if (m == retrain.ModeCPT || m == retrain.ModeCPTLoRA) && c.CPTData == "" {
 			return fmt.Errorf("--retrain %s needs --cpt-data FILE", m)
 		}
 	}

@@ -182,7 +182,7 @@ func (b *builder) scores(s ScoreEntry) {
 }
 
 func (b *builder) variant(v Variant) {
-	row := Row{Name: v.Name, Method: v.Criterion, Ratio: v.Ratio, RatioValue: v.RatioVal, Retrain: v.Retrain,
+	row := Row{Name: v.Name, Method: v.Criterion, Ratio: v.Ratio, RatioValue: v.RatioVal, Retrain: string(v.Retrain),
 		PPL: map[string]float64{}, RemovedBlocks: []int{}, pruneDir: v.PruneDir, original: v.Criterion == ""}
 	if !row.original {
 		row.Family = FamilyDepth
@@ -285,9 +285,9 @@ func (b *builder) lossCurves(v Variant) {
 		if readJSON(path, &log) != nil || len(log.Steps) == 0 {
 			continue
 		}
-		c := LossCurve{Name: v.Name, Mode: log.Mode}
-		if v.Retrain == RetrainCPTLoRA {
-			c.Name += " (" + log.Mode + ")"
+		c := LossCurve{Name: v.Name, Mode: string(log.Mode)}
+		if v.Retrain == retrain.ModeCPTLoRA {
+			c.Name += " (" + string(log.Mode) + ")"
 		}
 		for _, s := range log.Steps {
 			c.Steps, c.Loss, c.Tokens = append(c.Steps, s.Step), append(c.Loss, s.Loss), append(c.Tokens, s.Tokens)

@@ -1,31 +1,29 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/gomlx/gomlx/backends"
-
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/prune"
+	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/score"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 // ManifestFile (RUN_DIR/run.json) lists the run's settings and where every stage keeps its
 // output; `shortllm report` renders the report from it and the stage outputs.
 const ManifestFile = "run.json"
 
-// Env is what a run needs besides its Config.
+// Env is what a run needs besides its Config: the stage engine (backend, compute dtype —
+// which must be Config.DType —, notices, progress, version) that every stage runs on.
 type Env struct {
-	Backend backends.Backend
-	Notices io.Writer // one line per stage run or reused; nil discards
-	// Progress, if set, returns a progress callback for one piece of work.
-	Progress func(desc string) func(done, total int)
-	Version  string
+	Engine *stage.Engine
 	// AfterStage, if set, is called after each stage this run executes (tests slow runs
 	// down with it to interrupt them mid-way).
 	AfterStage func(dir string)
@@ -57,11 +55,11 @@ type ScoreEntry struct {
 
 // Variant is one evaluated model: the original, or (criterion, ratio, retraining).
 type Variant struct {
-	Name      string  `json:"name"`
-	Criterion string  `json:"criterion,omitempty"`
-	Ratio     string  `json:"ratio,omitempty"`
-	RatioVal  float64 `json:"ratio_value,omitempty"`
-	Retrain   string  `json:"retrain,omitempty"`
+	Name      string       `json:"name"`
+	Criterion string       `json:"criterion,omitempty"`
+	Ratio     string       `json:"ratio,omitempty"`
+	RatioVal  float64      `json:"ratio_value,omitempty"`
+	Retrain   retrain.Mode `json:"retrain,omitempty"`
 	// ModelDir and Adapter are what the evaluation loads; stage directories are relative to
 	// the run directory.
 	ModelDir   string `json:"model_dir"`
@@ -83,7 +81,8 @@ type runner struct {
 	log     Log
 
 	modelDigest string
-	orig        *model.Model // loaded once for scoring and pruning
+	orig        *stage.Opened // loaded once (for copying) for scoring and pruning
+	origCompute *model.Model  // orig's weights in the compute dtype, for scoring
 	scores      map[string]Stage
 	prunes      map[string]Stage // by criterion + " " + ratio
 	searches    []searchStages   // search and prune stages per (search method, ratio)
@@ -99,11 +98,18 @@ func Run(cfg Config, env Env) (*Manifest, *Log, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &runner{Env: env, cfg: cfg, plan: p, notices: env.Notices, version: env.Version,
-		scores: map[string]Stage{}, prunes: map[string]Stage{}, planned: map[string]Stage{}}
-	if r.notices == nil {
-		r.notices = io.Discard
+	if env.Engine == nil {
+		return nil, nil, fmt.Errorf("pipeline: no engine")
 	}
+	if dt, err := model.ParseDType(cfg.DType, "--dtype"); err != nil || dt != env.Engine.Compute {
+		return nil, nil, fmt.Errorf("pipeline: dtype %q differs from the engine's %s", cfg.DType, env.Engine.DTypeName())
+	}
+	// A hub id resolves to its local snapshot, as in every other command.
+	if cfg.Model, err = env.Engine.Resolve(context.Background(), cfg.Model); err != nil {
+		return nil, nil, err
+	}
+	r := &runner{Env: env, cfg: cfg, plan: p, notices: env.Engine.Notices, version: env.Engine.Version,
+		scores: map[string]Stage{}, prunes: map[string]Stage{}, planned: map[string]Stage{}}
 	if err := outdir.CheckInputs(cfg.Out, outdir.Options{Inputs: cfg.inputs(p)}); err != nil {
 		return nil, nil, err
 	}
@@ -185,7 +191,7 @@ func (r *runner) stages() (*Manifest, error) {
 	if err := r.planSpeed(man); err != nil {
 		return nil, err
 	}
-	r.orig = nil // scoring and pruning are done: let the weights go
+	r.orig, r.origCompute = nil, nil // scoring and pruning are done: let the weights go
 	for i := range man.Variants {
 		if err := r.variant(&man.Variants[i]); err != nil {
 			return nil, err
@@ -207,7 +213,7 @@ func (r *runner) planStages(man *Manifest) error {
 	}
 	for _, c := range r.plan.criteria {
 		s := newStage("score", c, scoreKey{Model: r.modelDigest, Criterion: c, Calib: calib,
-			Samples: r.cfg.CalibSamples, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed})
+			Samples: r.cfg.CalibSamples, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed, DType: r.dtypeKey()})
 		r.scores[c] = s
 		man.Scores = append(man.Scores, ScoreEntry{Criterion: c, Dir: s.Dir})
 	}
@@ -254,6 +260,15 @@ type scoreKey struct {
 	Model, Criterion, Calib string
 	Samples, SeqLen         int
 	Seed                    uint64
+	DType                   string `json:",omitempty"` // "" is f32, so f32 runs keep their hashes
+}
+
+// dtypeKey is the compute dtype in stage keys: empty for f32.
+func (r *runner) dtypeKey() string {
+	if n := r.Engine.DTypeName(); n != "f32" {
+		return n
+	}
+	return ""
 }
 
 type pruneKey struct {
@@ -262,71 +277,70 @@ type pruneKey struct {
 	Policy prune.Policy
 }
 
-// loadOriginal loads the input model once, on first use.
+// loadOriginal loads the input model once, on first use, as stored (BF16 stays BF16), so
+// that pruned checkpoints are written from the loaded tensors.
 func (r *runner) loadOriginal() (*model.Model, error) {
 	if r.orig == nil {
-		m, err := model.Load(r.cfg.Model, model.LoadOptions{})
+		o, err := r.Engine.Open(context.Background(), r.cfg.Model, stage.OpenOptions{Dir: true, CopyOnly: true})
 		if err != nil {
 			return nil, err
 		}
-		r.orig = m
+		r.orig = o
 	}
-	return r.orig, nil
+	return r.orig.Model, nil
+}
+
+// computeOriginal is the input model in the compute dtype (shared tensors where they agree).
+func (r *runner) computeOriginal() (*stage.Opened, error) {
+	m, err := r.loadOriginal()
+	if err != nil {
+		return nil, err
+	}
+	if r.origCompute == nil {
+		if r.origCompute, err = m.WithComputeDType(r.Engine.Compute); err != nil {
+			return nil, err
+		}
+	}
+	o := *r.orig
+	o.Model = r.origCompute
+	return &o, nil
+}
+
+// runnerFor prepares a runner on the run's engine.
+func (r *runner) runnerFor(m *model.Model) (*model.Runner, error) { return r.Engine.Runner(m) }
+
+// calib is the scoring data every data-driven stage reads.
+func (r *runner) calib() stage.Calib {
+	return stage.Calib{Path: r.cfg.Calib, CalibOptions: score.CalibOptions{Samples: r.cfg.CalibSamples, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed}}
 }
 
 // score writes DIR/scores.json, as `shortllm score --out` does.
 func (r *runner) score(criterion, dir string) error {
-	m, err := r.loadOriginal()
+	o, err := r.computeOriginal()
 	if err != nil {
 		return err
 	}
-	var calib *score.Calibration
-	if score.NeedsData(criterion) {
-		if calib, err = r.calibration(m); err != nil {
-			return err
-		}
-	}
-	res, err := score.Compute(model.NewRunner(r.Backend, m), calib, criterion, score.Options{Progress: r.progress("score " + criterion)})
+	res, err := r.Engine.Score(o, stage.ScoreJob{Criteria: []string{criterion}, Calib: r.calib(), Remat: stage.RematAuto})
 	if err != nil {
 		return err
 	}
-	res.ToolVersion = r.version
-	return score.WriteResults(filepath.Join(dir, "scores.json"), []*score.Result{res})
+	return score.WriteResults(filepath.Join(dir, "scores.json"), res)
 }
 
 // prune writes DIR/model from the criterion's stored scores, as `shortllm prune --scores`.
 func (r *runner) prune(criterion string, ratio float64, dir string) error {
-	m, err := r.loadOriginal()
-	if err != nil {
+	if _, err := r.loadOriginal(); err != nil {
 		return err
 	}
-	path := filepath.Join(r.cfg.Out, r.scores[criterion].Dir, "scores.json")
-	list, sum, err := prune.ReadScores(path)
-	if err != nil {
-		return err
-	}
-	sf, err := prune.PickScores(list, criterion, path)
-	if err != nil {
-		return err
-	}
-	if err := sf.Check(m.Config, path); err != nil {
-		return err
-	}
-	if err := sf.CheckWeights(m.Dir, path); err != nil {
-		return err
-	}
-	plan, err := prune.Select(m.Config, prune.Selection{Ratio: ratio, Policy: r.policy()}, prune.StaticRanker(sf))
-	if err != nil {
-		return err
-	}
-	_, err = prune.Write(m, plan, prune.WriteOptions{Out: filepath.Join(dir, "model"), ToolVersion: r.version,
-		ScoresFile: path, ScoresSHA256: sum})
+	_, err := r.Engine.Prune(context.Background(), stage.PruneJob{Opened: r.orig, Criterion: criterion,
+		Scores:    filepath.Join(r.cfg.Out, r.scores[criterion].Dir, "scores.json"),
+		Selection: prune.Selection{Ratio: ratio, Policy: r.policy()}, Write: prune.WriteOptions{Out: filepath.Join(dir, "model")}})
 	return err
 }
 
 func (r *runner) progress(desc string) func(done, total int) {
-	if r.Progress == nil {
+	if r.Engine.Progress == nil {
 		return nil
 	}
-	return r.Progress(desc)
+	return r.Engine.Progress(desc)
 }

@@ -5,15 +5,14 @@ package pipeline
 // through the same retraining and evaluation as a criterion's.
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
-	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
-	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/search"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 // PlanFileName is the plan a search stage writes.
@@ -26,6 +25,7 @@ type searchKey struct {
 	Ratio                float64
 	Policy               prune.Policy
 	Budget               float64
+	DType                string `json:",omitempty"` // compute dtype; "" is f32
 }
 
 func parseSearchMethods(l List) error {
@@ -45,7 +45,7 @@ func parseSearchMethods(l List) error {
 func (r *runner) planSearch(man *Manifest, calib string, rk retrainKey, ek evalKey) {
 	for _, m := range r.cfg.SearchMethods {
 		for i, ratio := range r.plan.ratioNames {
-			ss := newStage("search", m+"-"+strings.TrimSuffix(ratio, "%"), searchKey{Model: r.modelDigest, Method: m,
+			ss := newStage("search", m+"-"+strings.TrimSuffix(ratio, "%"), searchKey{DType: r.dtypeKey(), Model: r.modelDigest, Method: m,
 				Calib: calib, Samples: r.cfg.CalibSamples, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed,
 				Ratio: r.plan.ratios[i], Policy: r.policy(), Budget: r.cfg.SearchBudget})
 			ps := newStage("prune", m+"-"+strings.TrimSuffix(ratio, "%"), pruneKey{Score: ss.Hash,
@@ -83,15 +83,19 @@ func (r *runner) runSearches() error {
 
 // search writes DIR/plan.json, as `shortllm search --out` does.
 func (r *runner) search(s searchStages, dir string) error {
-	m, err := r.loadOriginal()
+	o, err := r.computeOriginal()
 	if err != nil {
 		return err
 	}
-	calib, err := r.calibration(m)
+	calib, err := stage.LoadCalib(o.Dir, r.calib())
 	if err != nil {
 		return err
 	}
-	plan, err := search.Run(model.NewRunner(r.Backend, m), search.Options{Method: s.method, Calib: calib,
+	run, err := r.runnerFor(o.Model)
+	if err != nil {
+		return err
+	}
+	plan, err := search.Run(run, search.Options{Method: s.method, Calib: calib,
 		Selection: prune.Selection{Ratio: s.ratio, Policy: r.policy()}, Budget: r.cfg.SearchBudget,
 		Seed: r.cfg.Seed, Progress: r.progress("search " + s.method)})
 	if err != nil {
@@ -103,29 +107,10 @@ func (r *runner) search(s searchStages, dir string) error {
 
 // prunePlan writes DIR/model from the search's plan, as `shortllm prune --plan`.
 func (r *runner) prunePlan(s searchStages, dir string) error {
-	m, err := r.loadOriginal()
-	if err != nil {
+	if _, err := r.loadOriginal(); err != nil {
 		return err
 	}
-	path := filepath.Join(r.cfg.Out, s.search.Dir, PlanFileName)
-	pf, sum, err := prune.ReadPlanFile(path)
-	if err != nil {
-		return err
-	}
-	if err := pf.Check(m.Config, path); err != nil {
-		return err
-	}
-	_, err = prune.Write(m, pf.Plan(), prune.WriteOptions{Out: filepath.Join(dir, "model"), ToolVersion: r.version,
-		PlanFile: path, PlanSHA256: sum})
+	_, err := r.Engine.Prune(context.Background(), stage.PruneJob{Opened: r.orig, PlanFile: filepath.Join(r.cfg.Out, s.search.Dir, PlanFileName),
+		Write: prune.WriteOptions{Out: filepath.Join(dir, "model")}})
 	return err
-}
-
-// calibration loads the scoring windows as the score stage does.
-func (r *runner) calibration(m *model.Model) (*score.Calibration, error) {
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(m.Dir); err == nil { // a nil *Tokenizer must not reach the interface
-		tok = t
-	}
-	return score.LoadCalibration(r.cfg.Calib, tok, score.CalibOptions{Samples: r.cfg.CalibSamples,
-		SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed})
 }

@@ -13,9 +13,10 @@ import (
 	"strings"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/score"
 	"github.com/shortllm/shortllm/internal/sparsify"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 // SparseNote is the report's statement about the speed of sparse models.
@@ -106,7 +107,7 @@ func (r *runner) planSparsity(man *Manifest, ek evalKey) error {
 			Samples: r.cfg.CalibSamples, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed})
 		ratio := fmt.Sprintf("%g%%", 100*s.Sparsity)
 		v := Variant{Name: fmt.Sprintf("%s %s %s", s.entry, s.Pattern, ratio), Criterion: s.label(), Ratio: ratio,
-			RatioVal: s.Sparsity, Retrain: RetrainNone, ModelDir: filepath.Join(st.Dir, "model"), SparsifyDir: r.keep(st)}
+			RatioVal: s.Sparsity, Retrain: retrain.ModeNone, ModelDir: filepath.Join(st.Dir, "model"), SparsifyDir: r.keep(st)}
 		r.addEval(&v, st.Hash, ek)
 		man.Variants = append(man.Variants, v)
 		r.sparsifies = append(r.sparsifies, st)
@@ -135,17 +136,16 @@ func (r *runner) sparsify(s sparsitySpec, dir string) error {
 	var calib *score.Calibration
 	o := s.options(nil)
 	if o.Method != sparsify.Magnitude || o.Refine != "" {
-		var tok score.Tokenizer
-		if t, err := tokenizer.Load(m.Dir); err == nil { // a nil *Tokenizer must not reach the interface
-			tok = t
-		}
-		if calib, err = score.LoadCalibration(r.cfg.Calib, tok, score.CalibOptions{Samples: r.cfg.CalibSamples,
-			SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed}); err != nil {
+		if calib, err = stage.LoadCalib(m.Dir, r.calib()); err != nil {
 			return err
 		}
 	}
 	o.Calib, o.Progress = calib, r.progress("sparsify "+s.label())
-	rec, err := sparsify.Run(model.NewRunner(r.Backend, m), o)
+	run, err := r.runnerFor(m)
+	if err != nil {
+		return err
+	}
+	rec, err := sparsify.Run(run, o)
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ type speedKey struct {
 	Archs                              []string // config hashes, in measuring order
 	Sizes                              []int
 	PromptLen, NewTokens, Runs, Warmup int
+	DType                              string `json:",omitempty"` // compute dtype; "" is f32
 }
 
 // planSpeed groups the original and the pruned models by config hash and plans the speed
@@ -54,7 +55,7 @@ func (r *runner) planSpeed(man *Manifest) error {
 	if err != nil {
 		return err
 	}
-	key := speedKey{Sizes: r.plan.speedSizes, PromptLen: r.cfg.SpeedPromptLen, NewTokens: r.cfg.SpeedNewTokens,
+	key := speedKey{DType: r.dtypeKey(), Sizes: r.plan.speedSizes, PromptLen: r.cfg.SpeedPromptLen, NewTokens: r.cfg.SpeedNewTokens,
 		Runs: r.cfg.SpeedRuns, Warmup: r.cfg.SpeedWarmup}
 	for _, a := range archs {
 		key.Archs = append(key.Archs, a.ConfigHash)
@@ -130,12 +131,14 @@ func (r *runner) speed(dir string) error {
 		if a.PruneDirs[0] != "" {
 			path = filepath.Join(r.cfg.Out, a.PruneDirs[0], "model")
 		}
-		m, err := model.Load(path, model.LoadOptions{})
+		m, err := model.Load(path, model.LoadOptions{DType: r.Engine.Compute})
 		if err != nil {
 			return err
 		}
 		archs[i].Params = m.NumParams()
-		runners[i] = model.NewRunner(r.Backend, m)
+		if runners[i], err = r.runnerFor(m); err != nil {
+			return err
+		}
 	}
 	cfg := runners[0].Model.Config
 	bos := -1
@@ -151,7 +154,11 @@ func (r *runner) speed(dir string) error {
 	for i := range archs {
 		archs[i].Points = pts[i]
 	}
-	res := SpeedResult{Backend: r.Backend.Name(), Device: deviceName(backend.IsGo(r.Backend), r.Backend.Description()), Archs: archs}
+	be, err := r.Engine.Backend()
+	if err != nil {
+		return err
+	}
+	res := SpeedResult{Backend: be.Name(), Device: deviceName(backend.IsGo(be), be.Description()), Archs: archs}
 	return writeJSON(filepath.Join(dir, "result.json"), res)
 }
 

@@ -1,13 +1,14 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/shortllm/shortllm/internal/eval"
-	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/retrain"
+	"github.com/shortllm/shortllm/internal/stage"
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
@@ -19,11 +20,12 @@ type retrainKey struct {
 	Batch, Micro, Warmup, Rank int
 	SeqLen                     int
 	Seed                       uint64
+	DType                      string `json:",omitempty"` // compute dtype; "" is f32
 }
 
 func (r *runner) retrainKey() (retrainKey, error) {
 	k := retrainKey{Steps: r.cfg.RetrainSteps, MaxTokens: r.cfg.MaxTokens, LR: r.cfg.LR, Batch: r.cfg.BatchSize,
-		Micro: r.cfg.MicroBatchSize, Warmup: r.warmup(), Rank: r.cfg.LoRARank, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed}
+		Micro: r.cfg.MicroBatchSize, Warmup: r.warmup(), Rank: r.cfg.LoRARank, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed, DType: r.dtypeKey()}
 	var err error
 	if k.LoRAData, err = fileDigest(r.cfg.LoRAData); err != nil {
 		return k, fmt.Errorf("--lora-data: %w", err)
@@ -47,25 +49,25 @@ func (r *runner) warmup() int {
 func (r *runner) addRetrain(v *Variant, ps Stage, k retrainKey, ek evalKey) {
 	v.ModelDir = filepath.Join(ps.Dir, "model")
 	parent := ps.Hash
-	if v.Retrain != RetrainNone {
-		if v.Retrain == RetrainLoRA {
+	if v.Retrain != retrain.ModeNone {
+		if v.Retrain == retrain.ModeLoRA {
 			k.CPTData = "" // a data file a mode does not read must not change its hash
 		}
-		if v.Retrain == RetrainCPT {
+		if v.Retrain == retrain.ModeCPT {
 			k.LoRAData, k.Rank = "", 0
 		}
 		rs := newStage("retrain", fmt.Sprintf("%s-%s", ps.Label, v.Retrain), struct {
 			Prune, Mode string
 			Settings    retrainKey
-		}{ps.Hash, v.Retrain, k})
+		}{ps.Hash, string(v.Retrain), k})
 		v.RetrainDir, parent = r.keep(rs), rs.Hash
 		out := filepath.Join(rs.Dir, "out")
 		switch v.Retrain {
-		case RetrainLoRA:
+		case retrain.ModeLoRA:
 			v.Adapter = out
-		case RetrainCPT:
+		case retrain.ModeCPT:
 			v.ModelDir = out
-		case RetrainCPTLoRA:
+		case retrain.ModeCPTLoRA:
 			v.ModelDir, v.Adapter = filepath.Join(out, "cpt"), out
 		}
 	}
@@ -78,12 +80,13 @@ type evalKey struct {
 	MaxChunks int
 	ZeroShot  map[string]string // task → file digest
 	Limit     int
+	DType     string `json:",omitempty"` // compute dtype; "" is f32
 }
 
 type pplKey struct{ Name, Dataset, Digest string }
 
 func (r *runner) evalKey() (evalKey, error) {
-	k := evalKey{SeqLen: r.cfg.SeqLen, MaxChunks: r.cfg.MaxChunks}
+	k := evalKey{SeqLen: r.cfg.SeqLen, MaxChunks: r.cfg.MaxChunks, DType: r.dtypeKey()}
 	for _, s := range r.plan.ppl {
 		d, err := fileDigest(s.Path)
 		if err != nil {
@@ -141,29 +144,21 @@ func (r *runner) runStageDir(rel string, work func(dir string) error) error {
 // retrain runs a retrain.Job on the pruned model, as `shortllm retrain` does.
 func (r *runner) retrain(v *Variant, dir string) error {
 	base := filepath.Join(r.cfg.Out, v.PruneDir, "model")
-	m, err := model.Load(base, model.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(base)
-	if err != nil {
-		return fmt.Errorf("retraining needs the model's tokenizer: %w", err)
-	}
-	job := &retrain.Job{Model: m, ModelRef: base, Backend: r.Backend, Tokenizer: tok, Out: filepath.Join(dir, "out"),
+	job := &retrain.Job{Out: filepath.Join(dir, "out"),
 		Mode: v.Retrain, Data: r.cfg.LoRAData, DataOptions: retrain.DataOptions{SeqLen: r.cfg.SeqLen},
-		CPTOptim:  retrain.AdamW{LR: r.cfg.LR, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 1},
-		LoRAOptim: retrain.AdamW{LR: r.cfg.LR, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1},
+		CPTOptim:  retrain.DefaultAdamW(retrain.ModeCPT, r.cfg.LR),
+		LoRAOptim: retrain.DefaultAdamW(retrain.ModeLoRA, r.cfg.LR),
 		LoRA:      retrain.NewLoRAConfig(r.cfg.LoRARank, 2*float64(r.cfg.LoRARank), 0.05, retrain.DefaultTargetModules, false),
 		Loop: retrain.Options{Schedule: "linear", WarmupSteps: r.warmup(), BatchSize: r.cfg.BatchSize,
 			MicroBatchSize: r.cfg.MicroBatchSize, Epochs: 1, MaxSteps: r.cfg.RetrainSteps, MaxTokens: r.cfg.MaxTokens,
-			Seed: r.cfg.Seed, PadID: max(tok.PAD(), 0)}}
-	if v.Retrain != RetrainLoRA {
+			Seed: r.cfg.Seed}}
+	if v.Retrain != retrain.ModeLoRA {
 		job.Data, job.LoRAData = r.cfg.CPTData, r.cfg.LoRAData
 	}
 	if p := r.progress("retrain " + v.Name); p != nil {
 		job.Loop.OnStep = func(s retrain.StepLog, total int) { p(s.Step, total) }
 	}
-	_, err = job.Run()
+	_, err := r.Engine.Retrain(context.Background(), base, job)
 	return err
 }
 
@@ -184,23 +179,28 @@ type NamedPPL struct {
 // eval measures perplexity (BOS once and every chunk, as the paper reports) and zero-shot
 // accuracy with the same settings for every model.
 func (r *runner) eval(v *Variant, dir string) error {
-	lm, tok, m, err := r.load(v)
+	o, err := r.Engine.Open(context.Background(), r.path(v.ModelDir), stage.OpenOptions{Dir: true, NeedTokenizer: true, Adapter: r.adapterPath(v)})
+	if err != nil {
+		return fmt.Errorf("evaluation: %w", err)
+	}
+	res := EvalResult{Params: evalParams(v, o.Model), NumLayers: o.Model.Config.NumHiddenLayers}
+	job := stage.PPLJob{SeqLen: r.cfg.SeqLen, MaxChunks: r.cfg.MaxChunks, BatchSize: 8}
+	for _, s := range r.plan.ppl {
+		job.Files = append(job.Files, stage.PPLFile{Name: s.Name, Path: s.Path, Dataset: s.Dataset})
+	}
+	runs, err := r.Engine.PPL(o, job)
 	if err != nil {
 		return err
 	}
-	res := EvalResult{Params: evalParams(v, m), NumLayers: m.Config.NumHiddenLayers}
-	for _, s := range r.plan.ppl {
-		for _, bos := range []string{eval.BOSOnce, eval.BOSEvery} {
-			p, err := eval.EvalPerplexity(lm, tok, s.Path, s.Dataset, eval.PPLOptions{SeqLen: r.cfg.SeqLen, BOS: bos,
-				MaxChunks: r.cfg.MaxChunks, BatchSize: 8, Progress: r.progress(fmt.Sprintf("ppl %s %s bos=%s", v.Name, s.Name, bos))})
-			if err != nil {
-				return err
-			}
-			res.PPL = append(res.PPL, NamedPPL{Name: s.Name, PPLResult: p})
-		}
+	for _, run := range runs {
+		res.PPL = append(res.PPL, NamedPPL{Name: run.Name, PPLResult: run.Result})
 	}
 	if r.cfg.EvalZeroShot != "" {
-		if res.ZeroShot, err = r.zeroShot(lm, tok, v); err != nil {
+		run, err := r.runnerFor(o.Model)
+		if err != nil {
+			return err
+		}
+		if res.ZeroShot, err = r.zeroShot(eval.RunnerLM{Runner: run}, o.Tok, v); err != nil {
 			return err
 		}
 	}
@@ -228,23 +228,12 @@ func (r *runner) zeroShot(lm eval.LM, tok *tokenizer.Tokenizer, v *Variant) (*ev
 	return eval.RunZeroShot(lm, tok, tasks, opts)
 }
 
-// load builds the variant's model (merging a LoRA adapter in memory, as `eval --adapter`).
-func (r *runner) load(v *Variant) (eval.RunnerLM, *tokenizer.Tokenizer, *model.Model, error) {
-	dir := r.path(v.ModelDir)
-	m, err := model.Load(dir, model.LoadOptions{})
-	if err != nil {
-		return eval.RunnerLM{}, nil, nil, err
+// adapterPath is the variant's adapter directory, or "".
+func (r *runner) adapterPath(v *Variant) string {
+	if v.Adapter == "" {
+		return ""
 	}
-	if v.Adapter != "" {
-		if err := retrain.MergeAdapter(m, r.path(v.Adapter)); err != nil {
-			return eval.RunnerLM{}, nil, nil, err
-		}
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return eval.RunnerLM{}, nil, nil, fmt.Errorf("evaluation needs the model's tokenizer: %w", err)
-	}
-	return eval.RunnerLM{Runner: model.NewRunner(r.Backend, m)}, tok, m, nil
+	return r.path(v.Adapter)
 }
 
 // path resolves a manifest path: stage outputs are relative to the run directory, the

@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/prune"
-	"github.com/shortllm/shortllm/internal/score"
-	"github.com/shortllm/shortllm/internal/tokenizer"
+	"github.com/shortllm/shortllm/internal/stage"
 	"github.com/shortllm/shortllm/internal/width"
 )
 
@@ -32,6 +30,7 @@ type widthPruneKey struct {
 	Samples, SeqLen         int
 	Seed                    uint64
 	Ratio                   float64
+	DType                   string `json:",omitempty"` // compute dtype; "" is f32
 }
 
 // planWidth adds the width criteria's prune stages and their variants.
@@ -42,7 +41,7 @@ func (r *runner) planWidth(man *Manifest, rk retrainKey, ek evalKey) error {
 	}
 	for _, c := range r.plan.widthCriteria {
 		for i, ratio := range r.plan.ratioNames {
-			ps := newStage("prune", c+"-"+strings.TrimSuffix(ratio, "%"), widthPruneKey{Model: r.modelDigest, Criterion: c,
+			ps := newStage("prune", c+"-"+strings.TrimSuffix(ratio, "%"), widthPruneKey{DType: r.dtypeKey(), Model: r.modelDigest, Criterion: c,
 				Calib: calib, Samples: r.cfg.CalibSamples, SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed, Ratio: r.plan.ratios[i]})
 			r.prunes[c+" "+ratio] = ps
 			for _, mode := range r.plan.retrain {
@@ -70,24 +69,23 @@ func (r *runner) widthPrunes() error {
 
 // widthPrune writes DIR/model, as `shortllm prune --width --criterion C --ratio R` does.
 func (r *runner) widthPrune(criterion string, ratio float64, dir string) error {
-	m, err := r.loadOriginal()
+	o, err := r.computeOriginal()
 	if err != nil {
 		return err
 	}
-	var tok score.Tokenizer
-	if t, err := tokenizer.Load(m.Dir); err == nil {
-		tok = t
-	}
-	calib, err := score.LoadCalibration(r.cfg.Calib, tok, score.CalibOptions{Samples: r.cfg.CalibSamples,
-		SeqLen: r.cfg.SeqLen, Seed: r.cfg.Seed})
+	calib, err := stage.LoadCalib(o.Dir, r.calib())
 	if err != nil {
 		return err
 	}
-	res, err := width.Run(model.NewRunner(r.Backend, m), width.Options{Criterion: criterion, Ratio: ratio,
+	run, err := r.runnerFor(o.Model)
+	if err != nil {
+		return err
+	}
+	res, err := width.Run(run, width.Options{Criterion: criterion, Ratio: ratio,
 		Windows: calib.IDs, Progress: func(stage string) func(int, int) { return r.progress(stage) }})
 	if err != nil {
 		return err
 	}
-	_, err = width.Write(m, res, prune.WriteOptions{Out: filepath.Join(dir, "model"), ToolVersion: r.version}, nil)
+	_, err = width.Write(r.orig.Model, res, prune.WriteOptions{Out: filepath.Join(dir, "model"), ToolVersion: r.version}, nil)
 	return err
 }

@@ -11,7 +11,7 @@ import (
 // benchTrain measures training throughput on deep16 at micro-batch 4 × 128 tokens (one
 // micro-batch per update): tokens/s of the update steps after the first (which compiles),
 // and the process's peak RSS.
-func benchTrain(b *testing.B, mode string) {
+func benchTrain(b *testing.B, mode Mode) {
 	m, err := model.Load(testutil.SharedDir(b, "models", "deep16"), model.LoadOptions{})
 	if err != nil {
 		b.Fatal(err)

@@ -118,3 +118,15 @@ func (s Schedule) Factor(step int) float64 {
 	}
 	return 1
 }
+
+// DefaultAdamW is a phase's optimiser unless told otherwise: the paper's CPT settings (betas
+// 0.9/0.95, weight decay 0.1) and HF Trainer's for LoRA (0.9/0.999, no decay); both use eps
+// 1e-8 and clip the global gradient norm at 1. The retrain verb and the pipeline both start
+// from it.
+func DefaultAdamW(phase Mode, lr float64) AdamW {
+	o := AdamW{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1}
+	if phase == ModeCPT {
+		o.Beta2, o.WeightDecay = 0.95, 0.1
+	}
+	return o
+}

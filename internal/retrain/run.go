@@ -29,12 +29,6 @@ import (
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
-// Job modes.
-const (
-	JobLoRA    = "lora"
-	JobCPT     = "cpt"
-	JobCPTLoRA = "cpt+lora"
-)
 
 // Job describes a retraining run.
 type Job struct {
@@ -43,7 +37,7 @@ type Job struct {
 	Backend   backends.Backend
 	Tokenizer *tokenizer.Tokenizer // nil is fine for pre-tokenised data
 	Out       string
-	Mode      string
+	Mode      Mode
 	// Data trains the first phase; LoRAData the LoRA phase of cpt+lora.
 	Data, LoRAData string
 	// ValData, or else ValSize examples held out of the training data, is the validation set.
@@ -63,7 +57,7 @@ type Job struct {
 // Result reports what a job wrote.
 type Result struct {
 	Out  string             `json:"out"`
-	Logs map[string]*RunLog `json:"logs"`
+	Logs map[Mode]*RunLog `json:"logs"`
 	// Finished is set when --resume found the run already complete (nothing was trained).
 	Finished bool `json:"already_finished,omitempty"`
 }
@@ -113,16 +107,16 @@ func (j *Job) finished() (*Result, bool) {
 	if !j.Loop.Resume || j.Out == "" || !outdir.Ours(j.Out) {
 		return nil, false
 	}
-	res := &Result{Out: j.Out, Logs: map[string]*RunLog{}, Finished: true}
-	logs := map[string]string{}
+	res := &Result{Out: j.Out, Logs: map[Mode]*RunLog{}, Finished: true}
+	logs := map[Mode]string{}
 	switch j.Mode {
-	case JobCPT:
-		logs[JobCPT] = filepath.Join(j.Out, "train_log.json")
-	case JobLoRA:
-		logs[JobLoRA] = filepath.Join(j.Out, "train_log.json")
-	case JobCPTLoRA:
-		logs[JobLoRA] = filepath.Join(j.Out, "train_log.json")
-		logs[JobCPT] = filepath.Join(j.Out, "cpt", "train_log.json")
+	case ModeCPT:
+		logs[ModeCPT] = filepath.Join(j.Out, "train_log.json")
+	case ModeLoRA:
+		logs[ModeLoRA] = filepath.Join(j.Out, "train_log.json")
+	case ModeCPTLoRA:
+		logs[ModeLoRA] = filepath.Join(j.Out, "train_log.json")
+		logs[ModeCPT] = filepath.Join(j.Out, "cpt", "train_log.json")
 	}
 	for phase, path := range logs {
 		var l RunLog
@@ -146,8 +140,8 @@ func (j *Job) finished() (*Result, bool) {
 // sequence length beyond the model's context.
 func (j *Job) check() error {
 	switch j.Mode {
-	case JobLoRA, JobCPT:
-	case JobCPTLoRA:
+	case ModeLoRA, ModeCPT:
+	case ModeCPTLoRA:
 		if j.LoRAData == "" {
 			return fmt.Errorf("mode cpt+lora needs --lora-data for the LoRA phase: %w", ErrOptions)
 		}
@@ -180,15 +174,15 @@ func (j *Job) checkCheckpoint() error {
 }
 
 func (j *Job) runPhases(stage string) (*Result, error) {
-	res := &Result{Out: j.Out, Logs: map[string]*RunLog{}}
+	res := &Result{Out: j.Out, Logs: map[Mode]*RunLog{}}
 	r := model.NewRunner(j.Backend, j.Model)
-	if j.Mode != JobLoRA {
+	if j.Mode != ModeLoRA {
 		log, err := j.cptPhase(r)
 		if err != nil {
 			return nil, err
 		}
-		res.Logs[JobCPT] = log
-		if j.Mode == JobCPT {
+		res.Logs[ModeCPT] = log
+		if j.Mode == ModeCPT {
 			return res, j.saveModel(stage, "", log, "train_log.json")
 		}
 		if err := j.saveModel(stage, "cpt", log, "train_log.json"); err != nil {
@@ -199,7 +193,7 @@ func (j *Job) runPhases(stage string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Logs[JobLoRA] = log
+	res.Logs[ModeLoRA] = log
 	return res, j.writeLoRA(stage, a, log)
 }
 
@@ -214,7 +208,7 @@ func (j *Job) cptPhase(r *model.Runner) (*RunLog, error) {
 		return nil, err
 	}
 	log, err := j.train(r, j.Data, o)
-	if err != nil || j.Mode != JobCPTLoRA {
+	if err != nil || j.Mode != ModeCPTLoRA {
 		return log, err
 	}
 	// Keep the CPT result so a resumed run goes straight to the LoRA phase.
@@ -250,7 +244,7 @@ func (j *Job) loraPhase(r *model.Runner) (*RunLog, *Adapter, error) {
 	}
 	o.Adapter = a
 	data := j.Data
-	if j.Mode == JobCPTLoRA {
+	if j.Mode == ModeCPTLoRA {
 		data = j.LoRAData
 	}
 	log, err := j.train(r, data, o)
@@ -270,10 +264,10 @@ func (j *Job) adapter() (*Adapter, error) {
 	return NewAdapter(j.Model.Config, j.LoRA, j.Loop.Seed)
 }
 
-func (j *Job) phaseOptions(mode string, opt AdamW) (Options, error) {
+func (j *Job) phaseOptions(mode Mode, opt AdamW) (Options, error) {
 	o := j.Loop
 	o.Mode, o.Optim = mode, opt
-	o.CheckpointDir = filepath.Join(CheckpointDir(j.Out), mode)
+	o.CheckpointDir = filepath.Join(CheckpointDir(j.Out), string(mode))
 	if j.Loop.Resume {
 		has, err := HasCheckpoint(o.CheckpointDir)
 		if err != nil {
@@ -354,7 +348,7 @@ func (j *Job) saveModel(stage, sub string, log *RunLog, logName string) error {
 // writeLoRA writes the adapter (and the merged model) into stage.
 func (j *Job) writeLoRA(stage string, a *Adapter, log *RunLog) error {
 	base := PeftBase(j.ModelRef)
-	if j.Mode == JobCPTLoRA { // the CPT model beside it, where it will be once out is in place
+	if j.Mode == ModeCPTLoRA { // the CPT model beside it, where it will be once out is in place
 		var err error
 		if base, err = filepath.Abs(filepath.Join(j.Out, "cpt")); err != nil {
 			return fmt.Errorf("out %s: %w", j.Out, err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,18 +15,40 @@ import (
 	"github.com/shortllm/shortllm/internal/model"
 )
 
-// Training modes.
+// Mode is a retraining mode: the one vocabulary of the retrain verb, the pipeline's
+// --retrain list and the trainer (whose phases are lora or cpt).
+type Mode string
+
+// Retraining modes.
 const (
-	ModeLoRA = "lora" // only the adapter's A and B are trained
-	ModeCPT  = "cpt"  // every weight is trained (continued pretraining)
+	ModeNone    Mode = "none"     // the pipeline evaluates the pruned model as it is
+	ModeLoRA    Mode = "lora"     // only the adapter's A and B are trained
+	ModeCPT     Mode = "cpt"      // every weight is trained (continued pretraining)
+	ModeCPTLoRA Mode = "cpt+lora" // CPT, then LoRA on the CPT model
 )
+
+// Modes lists the modes a retraining job runs (ModeNone is the pipeline's alone).
+func Modes() []Mode { return []Mode{ModeLoRA, ModeCPT, ModeCPTLoRA} }
+
+// ParseMode checks a mode name; none is accepted only when allowNone is set.
+func ParseMode(s string, allowNone bool) (Mode, error) {
+	m := Mode(strings.ToLower(strings.TrimSpace(s)))
+	if slices.Contains(Modes(), m) || (allowNone && m == ModeNone) {
+		return m, nil
+	}
+	want := "lora, cpt or cpt+lora"
+	if allowNone {
+		want = "none, " + want
+	}
+	return "", fmt.Errorf("retrain mode %q: want %s", s, want)
+}
 
 // ErrOptions marks training options that cannot work together.
 var ErrOptions = errors.New("invalid training options")
 
 // Options configure one training run.
 type Options struct {
-	Mode    string
+	Mode    Mode
 	Adapter *Adapter // LoRA: the adapter to train (new or loaded)
 	Optim   AdamW
 	// Schedule (linear, cosine, constant) and its warmup in updates.
@@ -68,7 +91,7 @@ type StepLog struct {
 
 // RunLog is the JSON record of a run (train_log.json).
 type RunLog struct {
-	Mode            string    `json:"mode"`
+	Mode            Mode      `json:"mode"`
 	ConfigHash      string    `json:"config_hash"`
 	TotalSteps      int       `json:"total_steps"`
 	TrainExamples   int       `json:"train_examples"`
@@ -364,7 +387,7 @@ func scalar(t *tensors.Tensor) float64 {
 
 // key names a graph in the runner's cache; the mode and adapter shape are part of it.
 func (t *Trainer) key(what string) string {
-	k := "retrain/" + t.o.Mode + "/" + what
+	k := "retrain/" + string(t.o.Mode) + "/" + what
 	if t.o.Mode == ModeLoRA {
 		k += fmt.Sprintf("/r%d/%g/%g/%d", t.o.Adapter.Config.R, t.scale, t.o.Adapter.Config.LoraDropout, len(t.names))
 	}
