@@ -165,7 +165,7 @@ func TestPipeline_BadInputOneLine(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown stage", []string{"--retrain", "none,qlora"}, `--retrain: unknown stage "qlora" (want none, lora, cpt, cpt+lora)`},
+		{"unknown stage", []string{"--retrain", "none,qlora"}, `--retrain: retrain mode "qlora": want none, lora, cpt or cpt+lora`},
 		{"duplicate ratios", []string{"--ratios", "20%,35%,0.2"}, "--ratios: 20% and 0.2 are the same ratio"},
 		{"config unknown key", []string{"--config", badYAML}, "unknown key criterias"},
 	}

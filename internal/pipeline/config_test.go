@@ -64,7 +64,7 @@ func TestValidate_BadInput(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"unknown retrain stage", func(c *Config) { c.Retrain = List{"none", "qlora"} }, `--retrain: unknown stage "qlora"`},
+		{"unknown retrain stage", func(c *Config) { c.Retrain = List{"none", "qlora"} }, `--retrain: retrain mode "qlora"`},
 		{"unknown criterion", func(c *Config) { c.Criteria = List{"ppl", "entropy"} }, `--criteria: unknown stage "entropy"`},
 		{"duplicate ratios", func(c *Config) { c.Ratios = List{"20%", "0.2"} }, "--ratios: 20% and 0.2 are the same ratio"},
 		{"duplicate criteria", func(c *Config) { c.Criteria = List{"ppl", "ppl"} }, `--criteria: "ppl" is listed twice`},

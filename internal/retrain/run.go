@@ -29,7 +29,6 @@ import (
 	"github.com/shortllm/shortllm/internal/tokenizer"
 )
 
-
 // Job describes a retraining run.
 type Job struct {
 	Model     *model.Model
@@ -56,7 +55,7 @@ type Job struct {
 
 // Result reports what a job wrote.
 type Result struct {
-	Out  string             `json:"out"`
+	Out  string           `json:"out"`
 	Logs map[Mode]*RunLog `json:"logs"`
 	// Finished is set when --resume found the run already complete (nothing was trained).
 	Finished bool `json:"already_finished,omitempty"`
