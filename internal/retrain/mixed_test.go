@@ -194,3 +194,46 @@ func stepLosses(l *RunLog) []float64 {
 	}
 	return out
 }
+
+// TestJob_CPTBF16_WritesMaster: a bf16 CPT job writes the float32 master copy into a
+// float32-stored checkpoint (stories260K is F32), not the bf16 casts; loading the output as
+// bf16 gives exactly the trained bf16 weights.
+func TestJob_CPTBF16_WritesMaster(t *testing.T) {
+	m := loadIn(t, "stories260K", dtypes.BFloat16)
+	out := filepath.Join(t.TempDir(), "cpt")
+	j := &Job{Model: m, Backend: modeltest.Backend(t), Out: out, Mode: JobCPT,
+		Data: testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json"), CPTOptim: cptStepOptions(2).Optim,
+		Loop: Options{Schedule: "constant", BatchSize: 4, MicroBatchSize: 2, MaxSteps: 2}}
+	if _, err := j.Run(); err != nil {
+		t.Fatal(err)
+	}
+	saved := loadAt(t, out, 0)
+	again := loadAt(t, out, dtypes.BFloat16)
+	wide := 0
+	for n, w := range m.Weights {
+		if saved.StoredDTypes[n] != "F32" {
+			t.Fatalf("%s stored as %s, want F32 (the source's)", n, saved.StoredDTypes[n])
+		}
+		for _, v := range tensors.MustCopyFlatData[float32](saved.Weights[n]) {
+			if math.Float32bits(v)&0xffff != 0 {
+				wide++
+			}
+		}
+		if !slices.Equal(model.Float32Values(again.Weights[n]), model.Float32Values(w)) {
+			t.Fatalf("%s loaded as bf16 differs from the trained bf16 weights", n)
+		}
+	}
+	if wide == 0 {
+		t.Fatal("every saved value is bf16-representable: the bf16 casts were saved, not the master")
+	}
+	t.Logf("%d saved values carry float32 precision", wide)
+}
+
+func loadAt(t *testing.T, dir string, dt dtypes.DType) *model.Model {
+	t.Helper()
+	m, err := model.Load(dir, model.LoadOptions{DType: dt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -105,7 +105,8 @@ type Trainer struct {
 	// master copy; forward and backward run on the model's bf16 weights, AdamW updates the
 	// master and the bf16 weights are re-cast from it after every update.
 	master bool
-	index  map[string]int // position of each trained name in names
+	final  []*tensors.Tensor // the master values Run installed (final or best)
+	index  map[string]int    // position of each trained name in names
 	remat  *rematPlan
 }
 
@@ -246,6 +247,9 @@ func (t *Trainer) finish(log *RunLog) error {
 	if err := t.install(final); err != nil {
 		return err
 	}
+	if t.master {
+		t.final = final
+	}
 	log.Steps = t.st.log
 	var tokens int
 	for _, s := range t.st.log {
@@ -257,6 +261,21 @@ func (t *Trainer) finish(log *RunLog) error {
 	}
 	log.PeakRSSBytes = PeakRSS()
 	return nil
+}
+
+// MasterWeights returns, after Run, the float32 master copy of CPT on bf16 weights (the
+// final or best values, of which the model's weights are the bf16 casts), by tensor name; nil
+// for other runs. Saving these instead of the bf16 weights keeps a float32-stored checkpoint
+// at full precision, and gives the same bytes where the stored dtype is BF16.
+func (t *Trainer) MasterWeights() map[string]*tensors.Tensor {
+	if t.final == nil {
+		return nil
+	}
+	out := make(map[string]*tensors.Tensor, len(t.names))
+	for i, n := range t.names {
+		out[n] = t.final[i]
+	}
+	return out
 }
 
 // install puts trained values where their owner (adapter or model) keeps them; a float32
