@@ -126,14 +126,21 @@ func mustBF16(t *testing.T, v float32) *tensors.Tensor {
 // TestRetrainCPT_BF16Resume: a bf16 CPT run (2 micro-batches, weight decay, clipping, cosine
 // schedule with warmup, validation with best-model selection) interrupted after its step-2
 // checkpoint and resumed ends with the master copy and the bf16 weights of an uninterrupted
-// run bit for bit: the checkpoint holds the master, not the bf16 cast.
+// run bit for bit: the checkpoint holds the master, not the bf16 cast. With and without the
+// rematerialised backward.
 func TestRetrainCPT_BF16Resume(t *testing.T) {
+	for _, remat := range []bool{false, true} {
+		t.Run(map[bool]string{false: "whole-graph", true: "remat"}[remat], func(t *testing.T) { testBF16Resume(t, remat) })
+	}
+}
+
+func testBF16Resume(t *testing.T, remat bool) {
 	data := goldenBatch(t)
 	val := data.Examples[:2]
 	dir := t.TempDir()
 	opts := func(ckpt string) Options {
 		return Options{Mode: ModeCPT, Schedule: "cosine", WarmupSteps: 1, BatchSize: 2, MicroBatchSize: 1, MaxSteps: 4,
-			EvalEvery: 1, Val: val, SaveEvery: 1, CheckpointDir: ckpt, Seed: 3,
+			EvalEvery: 1, Val: val, SaveEvery: 1, CheckpointDir: ckpt, Seed: 3, Remat: remat,
 			Optim: AdamW{LR: 2e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 0.5}}
 	}
 	run := func(o Options) (*Trainer, *RunLog, error) {
