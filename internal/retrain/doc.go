@@ -18,8 +18,8 @@
 //     update goes to the master and the bf16 weights are re-cast from it (round to nearest)
 //     after every update. Checkpoints hold the master; a job writes the master in each
 //     tensor's stored dtype. (bf16 weights with float32 moments alone would lose every update
-//     smaller than half a bf16 ulp — lr·1 is below it for any weight above ~0.25 at lr 1e-3 —
-//     and a resume could not be exact without the master.)
+//     smaller than half a bf16 ulp: Adam moves a weight by about lr, and at lr 1e-4 that is
+//     below half an ulp for every weight above 1/32 in magnitude.)
 //   - Remat (remat.go, Options.Remat): the same gradients from model.Runner.RematTrain, which
 //     recomputes each block in the backward from its saved input; RematDefault is the
 //     memplan-consistent automatic choice.

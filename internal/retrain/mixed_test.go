@@ -67,10 +67,12 @@ func runCPTStep(t *testing.T, dt dtypes.DType, micro int) (*Trainer, StepLog, fl
 // float32 step (the reference: no PyTorch CPT golden exists; the float32 step's arithmetic is
 // that of the LoRA golden's trainer) within bf16 rounding, and its bf16 weights are the
 // master's round-to-nearest casts. Bounds: LoRA's bf16-base test measured 1.1% on the loss
-// before the step (bf16 logits); CPT moves every weight by ~lr = 1e-3 in one step, a
-// fraction of a bf16 ulp for weights above 0.25, so the master (not the bf16 weights) must
-// carry the update: the master's moves agree in sign with the float32 step's for most
-// weights that moved, and the loss reduction is the float32 step's to 15%.
+// before the step (bf16 logits); CPT moves every weight by ~lr = 1e-3 in one step, half a
+// bf16 ulp or less for weights above 1/4, so the master (not the bf16 weights) carries the
+// update: its moves must agree in sign with the float32 step's for 90% of the weights the
+// float32 step moved by more than 5e-4 (measured 96.3%), the loss reduction must be the
+// float32 step's to 15% (measured 2.2%), losses to 2% (measured 0.4% before, 0.5% after) and
+// the gradient norm to 5% (measured 2.0%).
 func TestRetrainCPTStep_BF16Master(t *testing.T) {
 	ref, refStep, refAfter, _ := runCPTStep(t, 0, 2)
 	got, step, after, before := runCPTStep(t, dtypes.BFloat16, 2)
