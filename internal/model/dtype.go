@@ -13,6 +13,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/dtypes/bfloat16"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads like maths
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
@@ -147,4 +148,17 @@ func (m *Model) WithComputeDType(dt dtypes.DType) (*Model, error) {
 		out.Weights[name] = c
 	}
 	return &out, nil
+}
+
+// RoundToBF16 converts float32 x to bfloat16 rounding to nearest, in the graph. XLA's convert
+// rounds to nearest even; SimpleGo's truncates (bfloat16.FromFloat32), which would pull every
+// re-cast weight towards zero, so there x is first rounded to 8 significant bits in float32
+// by Veltkamp's split (c = x·(2¹⁶+1), x_hi = c − (c − x)) and the convert is then exact.
+// Values beyond ±2¹¹¹ would overflow the split; weights never come near.
+func RoundToBF16(x *Node) *Node {
+	if x.DType() == dtypes.Float32 && strings.HasPrefix(x.Graph().Backend().Name(), "SimpleGo") {
+		c := MulScalar(x, 65537)
+		x = Sub(c, Sub(c, x))
+	}
+	return ConvertDType(x, dtypes.BFloat16)
 }

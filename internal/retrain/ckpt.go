@@ -3,7 +3,8 @@ package retrain
 // Resumable checkpoints. CheckpointDir/LATEST names the newest step-N directory, which holds
 // state.json (update count, log, best validation loss, the model's config hash and the run's
 // fingerprint) and state.safetensors (trained tensors, AdamW moments and the best-so-far
-// copy, all float32, so a resumed run continues bit for bit). The data order and dropout
+// copy, all float32, so a resumed run continues bit for bit; CPT on bf16 weights saves its
+// float32 master copy, whose cast the bf16 weights are). The data order and dropout
 // masks are functions of (seed, step), so no generator state needs saving.
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/shortllm/shortllm/internal/atomicfile"
 	"github.com/shortllm/shortllm/internal/inputfile"
+	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/safetensors"
 )
 
@@ -53,14 +55,19 @@ type stateJSON struct {
 	Log         []StepLog `json:"log"`
 }
 
-// freshState starts from the current weights with zero moments.
+// freshState starts from the current weights with zero moments; a master copy starts as the
+// bf16 weights widened (exactly) to float32.
 func (t *Trainer) freshState() *state {
 	st := &state{}
 	for _, n := range t.names {
 		var v *tensors.Tensor
-		if t.o.Mode == ModeLoRA {
+		switch {
+		case t.o.Mode == ModeLoRA:
 			v = t.o.Adapter.Tensor(n)
-		} else {
+		case t.master:
+			w := t.r.Model.Weights[n]
+			v = tensors.FromFlatDataAndDimensions(model.Float32Values(w), w.Shape().Dimensions...)
+		default:
 			v = t.r.Model.Weights[n]
 		}
 		st.train = append(st.train, v)
@@ -79,6 +86,9 @@ func (t *Trainer) fingerprint(d *Dataset) string {
 	if o.Adapter != nil {
 		js, _ := json.Marshal(o.Adapter.Config)
 		h.Write(js)
+	}
+	if t.master { // a float32 run must not continue a bf16 one's master copy silently
+		fmt.Fprintf(h, "master=%s|", t.r.Model.ComputeDType())
 	}
 	for _, set := range [][]Example{d.Examples, o.Val} {
 		js, _ := json.Marshal(set)
@@ -224,7 +234,7 @@ func (t *Trainer) resume(d *Dataset) error {
 	}
 	t.st = st
 	if t.o.Mode == ModeCPT {
-		t.install(st.train)
+		return t.install(st.train)
 	}
 	return nil
 }

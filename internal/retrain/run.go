@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/shortllm/shortllm/internal/model"
 	"github.com/shortllm/shortllm/internal/outdir"
@@ -51,6 +53,10 @@ type Job struct {
 	// AdapterDir continues an existing adapter (AdapterWeights overrides its weights file).
 	AdapterDir, AdapterWeights string
 	Merge, Force               bool
+
+	// master is CPT's float32 master copy when it trained bf16 weights: what its model
+	// outputs are written from.
+	master map[string]*tensors.Tensor
 }
 
 // Result reports what a job wrote.
@@ -212,15 +218,43 @@ func (j *Job) cptPhase(r *model.Runner) (*RunLog, error) {
 	}
 	// Keep the CPT result so a resumed run goes straight to the LoRA phase.
 	js, _ := json.MarshalIndent(log, "", " ")
-	return log, j.Model.Save(done, model.SaveOptions{Force: true, Extra: map[string][]byte{"train_log.json": js}})
+	return log, j.trainedModel().Save(done, model.SaveOptions{Force: true, Extra: map[string][]byte{"train_log.json": js}})
 }
 
+// trainedModel is the model to write after CPT: j.Model, with the float32 master weights in
+// place of their bf16 casts when CPT kept a master copy (each tensor is still written in its
+// stored dtype; a BF16 one gets the same round-to-nearest cast).
+func (j *Job) trainedModel() *model.Model {
+	if j.master == nil {
+		return j.Model
+	}
+	m := *j.Model
+	m.Weights = make(map[string]*tensors.Tensor, len(j.Model.Weights))
+	for n, w := range j.Model.Weights {
+		m.Weights[n] = w
+		if v := j.master[n]; v != nil {
+			m.Weights[n] = v
+		}
+	}
+	return &m
+}
+
+// reloadCPT loads the finished CPT model in the job's compute dtype (and, for bf16, its
+// float32 values as the master copy the outputs are written from, as the finished phase had).
 func (j *Job) reloadCPT(dir string) (*RunLog, error) {
-	m, err := model.Load(dir, model.LoadOptions{})
+	dt := j.Model.ComputeDType()
+	m, err := model.Load(dir, model.LoadOptions{DType: dt})
 	if err != nil {
 		return nil, err
 	}
 	j.Model.Weights = m.Weights
+	if dt == dtypes.BFloat16 {
+		m32, err := model.Load(dir, model.LoadOptions{})
+		if err != nil {
+			return nil, err
+		}
+		j.master = m32.Weights
+	}
 	var log RunLog
 	data, err := os.ReadFile(filepath.Join(dir, "train_log.json"))
 	if err == nil {
@@ -296,7 +330,11 @@ func (j *Job) train(r *model.Runner, path string, o Options) (*RunLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.Run(data)
+	log, err := t.Run(data)
+	if err == nil && o.Mode == ModeCPT {
+		j.master = t.MasterWeights()
+	}
+	return log, err
 }
 
 // validation loads ValData, or moves ValSize examples (a seeded random choice) out of data,
@@ -341,7 +379,7 @@ func (j *Job) saveModel(stage, sub string, log *RunLog, logName string) error {
 	if sub != "" {
 		dir = filepath.Join(stage, sub)
 	}
-	return j.Model.WriteDir(dir, model.SaveOptions{Extra: map[string][]byte{logName: js}})
+	return j.trainedModel().WriteDir(dir, model.SaveOptions{Extra: map[string][]byte{logName: js}})
 }
 
 // writeLoRA writes the adapter (and the merged model) into stage.

@@ -74,6 +74,13 @@ type Options struct {
 	Fingerprint string
 	// OnStep is called after every update with its record and the planned total.
 	OnStep func(s StepLog, total int)
+	// Remat trains with the rematerialised backward (model.Runner.RematTrain): each block's
+	// activations are recomputed from its saved input in the backward pass, so a micro-batch
+	// keeps one block's activations instead of every block's, at the cost of a second
+	// forward. Gradients, accumulation over micro-batches and AdamW are the same (equal to
+	// float rounding). RematDefault says when to turn it on. Not part of the checkpoint's
+	// fingerprint: a run may be resumed with it toggled (then equal to rounding, not bits).
+	Remat bool
 }
 
 // StepLog records one update.
@@ -117,6 +124,13 @@ type Trainer struct {
 	st     *state
 	plan   *plan
 	mbSize int
+	// master: CPT on bfloat16 weights. The trained state (st.train, checkpoints) is a float32
+	// master copy; forward and backward run on the model's bf16 weights, AdamW updates the
+	// master and the bf16 weights are re-cast from it after every update.
+	master bool
+	final  []*tensors.Tensor // the master values Run installed (final or best)
+	index  map[string]int    // position of each trained name in names
+	remat  *rematPlan
 }
 
 // NewTrainer checks the options and prepares a fresh state (see Run for resuming).
@@ -131,8 +145,16 @@ func NewTrainer(r *model.Runner, o Options) (*Trainer, error) {
 	} else {
 		t.names = r.Model.Names()
 	}
-	for _, n := range t.names {
+	t.index = map[string]int{}
+	for i, n := range t.names {
 		t.decay = append(t.decay, decays(n))
+		t.index[n] = i
+	}
+	if o.Remat {
+		var err error
+		if t.remat, err = t.planRemat(); err != nil {
+			return nil, err
+		}
 	}
 	t.st = t.freshState()
 	return t, nil
@@ -167,10 +189,18 @@ func (t *Trainer) checkOptions() error {
 	if o.Mode == ModeLoRA {
 		return nil // the base is frozen: any compute dtype; the adapters train in float32
 	}
+	dt := t.r.Model.ComputeDType()
 	for n, w := range t.r.Model.Weights {
-		if w.DType() != dtypes.Float32 {
-			return fmt.Errorf("tensor %s is %s: CPT trains float32 weights (load the model with compute dtype f32): %w", n, w.DType(), ErrOptions)
+		if w.DType() != dt {
+			return fmt.Errorf("tensor %s is %s, model.norm.weight %s: CPT needs one compute dtype for all weights: %w", n, w.DType(), dt, ErrOptions)
 		}
+	}
+	switch dt {
+	case dtypes.Float32:
+	case dtypes.BFloat16:
+		t.master = true
+	default:
+		return fmt.Errorf("weights are %s: CPT trains float32 weights, or bfloat16 weights with a float32 master copy: %w", dt, ErrOptions)
 	}
 	return nil
 }
@@ -202,8 +232,7 @@ func (t *Trainer) Run(data *Dataset) (*RunLog, error) {
 			return nil, err
 		}
 	}
-	t.finish(log)
-	return log, nil
+	return log, t.finish(log)
 }
 
 // afterUpdate evaluates and checkpoints as scheduled.
@@ -231,14 +260,19 @@ func (t *Trainer) afterUpdate(data *Dataset, total int) error {
 }
 
 // finish installs the final (or best) weights and fills the log's summary.
-func (t *Trainer) finish(log *RunLog) {
+func (t *Trainer) finish(log *RunLog) error {
 	final := t.st.train
 	if t.st.best != nil {
 		final = t.st.best
 		loss := t.st.bestLoss
 		log.BestStep, log.BestValLoss = t.st.bestStep, &loss
 	}
-	t.install(final)
+	if err := t.install(final); err != nil {
+		return err
+	}
+	if t.master {
+		t.final = final
+	}
 	log.Steps = t.st.log
 	var tokens int
 	for _, s := range t.st.log {
@@ -249,10 +283,40 @@ func (t *Trainer) finish(log *RunLog) {
 		log.TokensPerSecond = float64(tokens) / log.TrainSeconds
 	}
 	log.PeakRSSBytes = PeakRSS()
+	return nil
 }
 
-// install puts trained values where their owner (adapter or model) keeps them.
-func (t *Trainer) install(vals []*tensors.Tensor) {
+// MasterWeights returns, after Run, the float32 master copy of CPT on bf16 weights (the
+// final or best values, of which the model's weights are the bf16 casts), by tensor name; nil
+// for other runs. Saving these instead of the bf16 weights keeps a float32-stored checkpoint
+// at full precision, and gives the same bytes where the stored dtype is BF16.
+func (t *Trainer) MasterWeights() map[string]*tensors.Tensor {
+	if t.final == nil {
+		return nil
+	}
+	out := make(map[string]*tensors.Tensor, len(t.names))
+	for i, n := range t.names {
+		out[n] = t.final[i]
+	}
+	return out
+}
+
+// install puts trained values where their owner (adapter or model) keeps them; a float32
+// master copy is cast to the model's bfloat16 weights (by the same graph op as the step's).
+func (t *Trainer) install(vals []*tensors.Tensor) error {
+	if t.master {
+		out, err := t.r.Run(t.key("cast"), func(_ model.Params, x []*Node) []*Node {
+			cast := make([]*Node, len(x))
+			for i, v := range x {
+				cast[i] = model.RoundToBF16(v)
+			}
+			return cast
+		}, vals...)
+		if err != nil {
+			return err
+		}
+		vals = out
+	}
 	for i, n := range t.names {
 		if t.o.Mode == ModeLoRA {
 			t.o.Adapter.SetTensor(n, vals[i])
@@ -260,6 +324,7 @@ func (t *Trainer) install(vals []*tensors.Tensor) {
 			t.r.Model.Weights[n] = vals[i]
 		}
 	}
+	return nil
 }
 
 // update runs one optimizer step over the planned batch.
@@ -324,6 +389,9 @@ func (t *Trainer) diverged(step int, what string) error {
 // whole batch, so accumulation gives exactly the batch mean, as HF does with
 // num_items_in_batch) and applies AdamW with the last micro-batch, in the same graph.
 func (t *Trainer) accumulateAndStep(micros []microBatch, hp, invN *tensors.Tensor, step int) (lossSum, norm float64, err error) {
+	if t.remat != nil {
+		return t.accumulateRemat(micros, hp, invN, step)
+	}
 	n := len(t.names)
 	acc := t.zeros()
 	for i, mb := range micros {
@@ -347,23 +415,43 @@ func (t *Trainer) accumulateAndStep(micros []microBatch, hp, invN *tensors.Tenso
 		if err != nil {
 			return 0, 0, err
 		}
-		t.st.train, t.st.m, t.st.v = out[:n], out[n:2*n], out[2*n:3*n]
-		if t.o.Mode == ModeCPT {
-			t.install(t.st.train)
-		}
 		lossSum += scalar(out[3*n])
 		norm = scalar(out[3*n+1])
+		t.stepped(out[:3*n], out[3*n+2:])
 	}
 	return lossSum, norm, nil
 }
 
+// stepped takes an update's outputs: the new trained tensors and moments (3n), and for a
+// master copy the bf16 casts, which become the model's weights.
+func (t *Trainer) stepped(state, casts []*tensors.Tensor) {
+	n := len(t.names)
+	t.st.train, t.st.m, t.st.v = state[:n], state[n:2*n], state[2*n:3*n]
+	if t.o.Mode != ModeCPT {
+		return
+	}
+	vals := t.st.train
+	if t.master {
+		vals = casts
+	}
+	for i, name := range t.names {
+		t.r.Model.Weights[name] = vals[i]
+	}
+}
+
 // donate marks the gradient accumulators and, when groups is 3, the AdamW moments after them
 // as donated: each step replaces them with its outputs, so XLA may reuse their device memory
-// for those outputs instead of holding two copies of the optimizer state.
+// for those outputs instead of holding two copies of the optimizer state. An update (groups
+// 3) also donates a float32 master copy, which it replaces too; LoRA's trained tensors are the
+// adapter's own and stay.
 func (t *Trainer) donate(nargs, groups int) []bool {
 	d := make([]bool, nargs)
 	start := len(t.trainArgs())
-	for i := start; i < start+groups*len(t.names); i++ {
+	from := start
+	if t.master && groups == 3 {
+		from = 0
+	}
+	for i := from; i < start+groups*len(t.names); i++ {
 		d[i] = true
 	}
 	return d
@@ -391,14 +479,26 @@ func (t *Trainer) key(what string) string {
 	if t.o.Mode == ModeLoRA {
 		k += fmt.Sprintf("/r%d/%g/%g/%d", t.o.Adapter.Config.R, t.scale, t.o.Adapter.Config.LoraDropout, len(t.names))
 	}
+	if t.master {
+		k += "/master"
+	}
 	return k
 }
 
-// trainArgs are the trained tensors passed as extra graph inputs: the adapter's (LoRA); none
-// for CPT, where they are the model weights the runner passes anyway.
+// trainArgs are the trained tensors passed as extra graph inputs: the adapter's (LoRA), the
+// float32 master copy (CPT on bf16 weights); none for float32 CPT, where they are the model
+// weights the runner passes anyway.
 func (t *Trainer) trainArgs() []*tensors.Tensor {
-	if t.o.Mode == ModeLoRA {
+	if t.o.Mode == ModeLoRA || t.master {
 		return append([]*tensors.Tensor(nil), t.st.train...)
+	}
+	return nil
+}
+
+// evalArgs are the trained tensors the loss needs besides the model's weights.
+func (t *Trainer) evalArgs() []*tensors.Tensor {
+	if t.o.Mode == ModeLoRA {
+		return t.trainArgs()
 	}
 	return nil
 }
@@ -420,7 +520,7 @@ func (t *Trainer) EvalLoss(exs []Example) (float64, error) {
 		if err != nil {
 			return 0, err
 		}
-		out, err := t.r.Run(t.key("eval"), t.evalGraph, append(t.trainArgs(), mb.ids, mb.labels)...)
+		out, err := t.r.Run(t.key("eval"), t.evalGraph, append(t.evalArgs(), mb.ids, mb.labels)...)
 		if err != nil {
 			return 0, err
 		}
@@ -436,15 +536,21 @@ func (t *Trainer) EvalLoss(exs []Example) (float64, error) {
 	return sum / count, nil
 }
 
-// splitExtra separates the trained nodes from the other extra inputs.
-func (t *Trainer) splitExtra(p model.Params, extra []*Node) (train, rest []*Node) {
+// splitExtra separates the trained nodes from the other extra inputs: wrt are the nodes the
+// loss is differentiated by, upd those AdamW updates — the same except for a master copy,
+// where wrt are the model's bf16 weights and upd their float32 masters.
+func (t *Trainer) splitExtra(p model.Params, extra []*Node) (wrt, upd, rest []*Node) {
+	n := len(t.names)
 	if t.o.Mode == ModeLoRA {
-		return extra[:len(t.names)], extra[len(t.names):]
+		return extra[:n], extra[:n], extra[n:]
 	}
-	for _, n := range t.names {
-		train = append(train, p[n])
+	for _, name := range t.names {
+		wrt = append(wrt, p[name])
 	}
-	return train, extra
+	if t.master {
+		return wrt, extra[:n], extra[n:]
+	}
+	return wrt, wrt, extra
 }
 
 // nll builds Σ NLL and the label count of a micro-batch; rng (nil: no dropout) feeds LoRA's
@@ -459,16 +565,27 @@ func (t *Trainer) nll(p model.Params, train []*Node, ids, labels, rng *Node) (su
 }
 
 // lossAndGrads returns Σ NLL, and the gradients of Σ NLL · invN w.r.t. the trained nodes only
-// (frozen weights get no gradient buffers).
+// (frozen weights get no gradient buffers), in float32 (bf16 weights' gradients widened).
 func (t *Trainer) lossAndGrads(p model.Params, train []*Node, in []*Node) (sum *Node, grads []*Node) {
 	ids, labels, rng, invN := in[0], in[1], in[2], in[3]
 	sum, _ = t.nll(p, train, ids, labels, rng)
 	obj := Mul(sum, ConvertDType(invN, sum.DType()))
-	return sum, Gradient(obj, train...)
+	grads = Gradient(obj, train...)
+	for i, g := range grads {
+		grads[i] = widen(g)
+	}
+	return sum, grads
+}
+
+func widen(x *Node) *Node {
+	if x.DType() == dtypes.Float32 {
+		return x
+	}
+	return ConvertDType(x, dtypes.Float32)
 }
 
 func (t *Trainer) accumGraph(p model.Params, extra []*Node) []*Node {
-	train, rest := t.splitExtra(p, extra)
+	train, _, rest := t.splitExtra(p, extra)
 	n := len(t.names)
 	acc := rest[:n]
 	sum, grads := t.lossAndGrads(p, train, rest[n:])
@@ -480,22 +597,44 @@ func (t *Trainer) accumGraph(p model.Params, extra []*Node) []*Node {
 }
 
 func (t *Trainer) stepGraph(p model.Params, extra []*Node) []*Node {
-	train, rest := t.splitExtra(p, extra)
+	wrt, upd, rest := t.splitExtra(p, extra)
 	n := len(t.names)
 	acc, m, v := rest[:n], rest[n:2*n], rest[2*n:3*n]
 	in := rest[3*n:]
-	sum, grads := t.lossAndGrads(p, train, in[:4])
+	sum, grads := t.lossAndGrads(p, wrt, in[:4])
 	for i := range grads {
 		grads[i] = Add(acc[i], grads[i])
 	}
-	newP, newM, newV, norm := adamWUpdate(train, grads, m, v, t.decay, in[4])
-	out := append(append(newP, newM...), newV...)
-	return append(out, ConvertDType(sum, dtypes.Float64), ConvertDType(norm, dtypes.Float64))
+	out, norm := t.adamW(upd, grads, m, v, in[4])
+	out = append(out[:3*n:3*n], ConvertDType(sum, dtypes.Float64), ConvertDType(norm, dtypes.Float64))
+	return append(out, t.casts(out[:n])...)
+}
+
+// adamW applies the update and returns the new trained tensors and moments (3n) and the
+// gradient norm.
+func (t *Trainer) adamW(upd, grads, m, v []*Node, hp *Node) ([]*Node, *Node) {
+	newP, newM, newV, norm := adamWUpdate(upd, grads, m, v, t.decay, hp)
+	return append(append(newP, newM...), newV...), norm
+}
+
+// casts are a master copy's new values cast to the model's bf16 weights (none otherwise).
+func (t *Trainer) casts(newP []*Node) []*Node {
+	if !t.master {
+		return nil
+	}
+	out := make([]*Node, len(newP))
+	for i, x := range newP {
+		out[i] = model.RoundToBF16(x)
+	}
+	return out
 }
 
 func (t *Trainer) evalGraph(p model.Params, extra []*Node) []*Node {
-	train, rest := t.splitExtra(p, extra)
-	sum, count := t.nll(p, train, rest[0], rest[1], nil)
+	var train []*Node
+	if t.o.Mode == ModeLoRA {
+		train, extra = extra[:len(t.names)], extra[len(t.names):]
+	}
+	sum, count := t.nll(p, train, extra[0], extra[1], nil)
 	return []*Node{ConvertDType(sum, dtypes.Float64), ConvertDType(count, dtypes.Float64)}
 }
 
@@ -505,25 +644,31 @@ func (t *Trainer) adapters(train []*Node, rng *Node) map[string]model.Adapter {
 	ad := map[string]model.Adapter{}
 	p := t.o.Adapter.Config.LoraDropout
 	for i, mod := range t.o.Adapter.Modules {
-		A, B := train[2*i], train[2*i+1]
 		var modRNG *Node
 		if rng != nil && p > 0 {
 			rng, modRNG = RNGStateSplit(rng)
 		}
-		ad[mod] = func(x *Node) *Node {
-			if modRNG != nil {
-				_, u := RandomUniform(modRNG, x.Shape())
-				keep := GreaterOrEqual(u, Scalar(x.Graph(), x.DType(), p))
-				x = Where(keep, MulScalar(x, 1/(1-p)), ZerosLike(x))
-			}
-			// The adapter path runs in float32 even on a bf16 base: its weights are what trains,
-			// and rounding its activations to bf16 costs a visible share of the gradient.
-			dt := x.DType()
-			x = ConvertDType(x, dtypes.Float32)
-			h := DotGeneral(x, []int{2}, nil, ConvertDType(A, dtypes.Float32), []int{1}, nil) // [B, T, r]
-			y := DotGeneral(h, []int{2}, nil, ConvertDType(B, dtypes.Float32), []int{1}, nil) // [B, T, out]
-			return ConvertDType(MulScalar(y, t.scale), dt)
-		}
+		ad[mod] = t.loraDelta(train[2*i], train[2*i+1], modRNG)
 	}
 	return ad
+}
+
+// loraDelta is one module's adapter: scale · (dropout(x) Aᵀ) Bᵀ, the dropout mask drawn from
+// modRNG (nil: none).
+func (t *Trainer) loraDelta(A, B, modRNG *Node) model.Adapter {
+	p := t.o.Adapter.Config.LoraDropout
+	return func(x *Node) *Node {
+		if modRNG != nil {
+			_, u := RandomUniform(modRNG, x.Shape())
+			keep := GreaterOrEqual(u, Scalar(x.Graph(), x.DType(), p))
+			x = Where(keep, MulScalar(x, 1/(1-p)), ZerosLike(x))
+		}
+		// The adapter path runs in float32 even on a bf16 base: its weights are what trains,
+		// and rounding its activations to bf16 costs a visible share of the gradient.
+		dt := x.DType()
+		x = ConvertDType(x, dtypes.Float32)
+		h := DotGeneral(x, []int{2}, nil, ConvertDType(A, dtypes.Float32), []int{1}, nil) // [B, T, r]
+		y := DotGeneral(h, []int{2}, nil, ConvertDType(B, dtypes.Float32), []int{1}, nil) // [B, T, out]
+		return ConvertDType(MulScalar(y, t.scale), dt)
+	}
 }
