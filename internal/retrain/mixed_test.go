@@ -210,7 +210,7 @@ func stepLosses(l *RunLog) []float64 {
 func TestJob_CPTBF16_WritesMaster(t *testing.T) {
 	m := loadIn(t, "stories260K", dtypes.BFloat16)
 	out := filepath.Join(t.TempDir(), "cpt")
-	j := &Job{Model: m, Backend: modeltest.Backend(t), Out: out, Mode: JobCPT,
+	j := &Job{Model: m, Backend: modeltest.Backend(t), Out: out, Mode: ModeCPT,
 		Data: testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json"), CPTOptim: cptStepOptions(2).Optim,
 		Loop: Options{Schedule: "constant", BatchSize: 4, MicroBatchSize: 2, MaxSteps: 2}}
 	if _, err := j.Run(); err != nil {

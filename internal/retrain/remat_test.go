@@ -13,7 +13,7 @@ import (
 
 // rematStep trains one step on the golden batch (2 micro-batches of 2) with the given mode
 // and Remat setting and returns the step's log and the trained tensors by name (float32).
-func rematStep(t *testing.T, name string, dt dtypes.DType, mode string, remat bool) (StepLog, map[string][]float32) {
+func rematStep(t *testing.T, name string, dt dtypes.DType, mode Mode, remat bool) (StepLog, map[string][]float32) {
 	t.Helper()
 	m := loadIn(t, name, dt)
 	o := Options{Mode: mode, Schedule: "constant", BatchSize: 4, MicroBatchSize: 2, MaxSteps: 1, Seed: 5, Remat: remat,
@@ -59,13 +59,14 @@ func rematStep(t *testing.T, name string, dt dtypes.DType, mode string, remat bo
 // measured 7.5e-4 apart — the bf16 bound is 2e-3.
 func TestRetrainRemat_MatchesWholeGraph(t *testing.T) {
 	for _, c := range []struct {
-		model, mode string
-		dt          dtypes.DType
+		model string
+		mode  Mode
+		dt    dtypes.DType
 	}{
 		{"stories260K", ModeLoRA, 0}, {"stories260K", ModeCPT, 0}, {"rand-gqa-llama3", ModeCPT, 0}, {"rand-bias-headdim", ModeCPT, 0},
 		{"stories260K", ModeLoRA, dtypes.BFloat16}, {"stories260K", ModeCPT, dtypes.BFloat16},
 	} {
-		t.Run(c.model+"/"+c.mode+"/"+model.DTypeName(c.dt), func(t *testing.T) {
+		t.Run(c.model+"/"+string(c.mode)+"/"+model.DTypeName(c.dt), func(t *testing.T) {
 			want, wantW := rematStep(t, c.model, c.dt, c.mode, false)
 			got, gotW := rematStep(t, c.model, c.dt, c.mode, true)
 			t.Logf("loss %.9f vs %.9f, grad norm %.9f vs %.9f", got.Loss, want.Loss, got.GradNorm, want.GradNorm)
