@@ -57,6 +57,7 @@ func bindPipelineFlags(f *pflag.FlagSet, o *pipelineOptions) {
 	f.Var(&c.WidthCriteria, "width-criteria", "width pruning criteria at the same ratios: llm-pruner, wanda-sp, flap")
 	f.Var(&c.Retrain, "retrain", "retraining per pruned model: none, lora, cpt, cpt+lora")
 	f.StringVar(&c.DType, "dtype", c.DType, "compute dtype of every stage: f32 or bf16 (checkpoints keep their stored dtype)")
+	f.StringVar(&c.Remat, "remat", c.Remat, "recompute block activations in Taylor's and retraining's backward: auto, on or off")
 	f.Var(&c.SearchMethods, "search-methods", "searches run as further criteria: evolution, policy-gradient, exhaustive")
 	f.Float64Var(&c.SearchBudget, "search-budget", c.SearchBudget, "forwards each search may spend (0 = no cap)")
 	f.StringVar(&c.Calib, "calib", c.Calib, "calibration data for scoring (.json ids, .txt, .jsonl)")

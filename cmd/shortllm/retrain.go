@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shortllm/shortllm/internal/retrain"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 type retrainOptions struct {
@@ -30,6 +31,7 @@ type retrainOptions struct {
 	targetModules                  string
 	rslora, trainOnInputs, merge   bool
 	adapter, adapterWeights        string
+	remat                          string
 	stepDelay                      time.Duration // hidden: lets tests kill a run mid-way
 	changed                        func(string) bool
 }
@@ -51,10 +53,16 @@ raw text (.txt, .jsonl with "text"; packed into --seq-len blocks) or pre-tokenis
 (.json with input_ids and optional labels). The loss is the mean cross-entropy over the label
 tokens of the whole batch (gradient accumulation keeps that normalisation).
 Checkpoints (--save-every) go to OUT.ckpt; --resume continues them bit for bit.
+--dtype bf16 trains on bfloat16 weights: LoRA keeps its adapter, gradients and AdamW state in
+float32; CPT keeps a float32 master copy of every weight and float32 moments, re-casting the
+bf16 weights after each update (the master is what checkpoints and the output hold).
+--remat recomputes each block's activations in the backward (memory of one block instead of
+all; about one more forward pass of time).
 train_log.json in --out records every step and the peak memory.`,
 		Example: `  shortllm retrain --model pruned --out pruned-lora --mode lora --data alpaca.json --val-size 100 --epochs 2
   shortllm retrain --model pruned --out pruned-cpt --mode cpt --data stories/train.jsonl --max-tokens 1000000 --save-every 50
-  shortllm retrain --model pruned --out pruned-lora --mode lora --data alpaca.json --dtype bf16`,
+  shortllm retrain --model pruned --out pruned-lora --mode lora --data alpaca.json --dtype bf16
+  shortllm retrain --model pruned --out pruned-cpt --mode cpt --data stories/train.jsonl --dtype bf16 --remat on`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.changed = cmd.Flags().Changed
@@ -102,6 +110,7 @@ func bindRetrainFlags(cmd *cobra.Command, o *retrainOptions) {
 	f.StringVar(&o.adapter, "adapter", "", "continue training this PEFT adapter directory")
 	f.StringVar(&o.adapterWeights, "adapter-weights", "", "adapter weights file to start from (with --adapter)")
 	f.BoolVar(&o.merge, "merge", false, "also write the merged full checkpoint (OUT/merged)")
+	f.StringVar(&o.remat, "remat", "auto", "recompute block activations in the backward pass: auto (when they outweigh the weights and 2 GiB), on or off")
 	f.DurationVar(&o.stepDelay, "step-delay", 0, "sleep after each update (testing)")
 	_ = f.MarkHidden("step-delay")
 }
@@ -123,7 +132,11 @@ func runRetrain(a *app, cmd *cobra.Command, o *retrainOptions) error {
 		bar(s, total)
 		time.Sleep(o.stepDelay)
 	}
-	res, err := e.Retrain(cmd.Context(), o.model, job)
+	remat, err := stage.ParseRemat(o.remat)
+	if err != nil {
+		return fmt.Errorf("--%w", err)
+	}
+	res, err := e.Retrain(cmd.Context(), o.model, job, remat)
 	if err != nil {
 		return err
 	}

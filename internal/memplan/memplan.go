@@ -228,12 +228,24 @@ func loraParams(c *model.Config, r int, targets []string) int64 {
 	return int64(r) * per * int64(c.NumHiddenLayers)
 }
 
+// RematMinActivations is the smallest saved-activation size for which `--remat auto`
+// recomputes: below it the memory saved is too small to be worth a second forward pass.
+const RematMinActivations = 2 << 30
+
 // RematDefault says whether a training-like stage (Taylor, LoRA, CPT) should rematerialise
 // by default: when the activations it would save exceed the weights themselves (LLaMA-7B in
-// bf16 at 10×128 saves ~14 GB against 12.6 GB of weights), so recomputing one more forward
-// costs far less than the memory it frees. Small models keep the faster whole-graph backward.
+// bf16 at 10×128 saves ~14 GB against 12.6 GB of weights) and RematMinActivations, so that
+// recomputing one more forward costs far less than the memory it frees. Small models keep
+// the faster whole-graph backward.
 func RematDefault(c *model.Config, dtypeBytes, batch, seqLen int) bool {
 	P, _ := params(c)
+	saved := SavedActivations(c, dtypeBytes, batch, seqLen)
+	return saved > P*int64(dtypeBytes) && saved >= RematMinActivations
+}
+
+// SavedActivations is the activation memory a whole-graph backward keeps for batch×seqLen
+// tokens: every block's saved tensors.
+func SavedActivations(c *model.Config, dtypeBytes, batch, seqLen int) int64 {
 	N := int64(batch) * int64(seqLen)
-	return int64(c.NumHiddenLayers)*N*layerActivation(c, dtypeBytes, seqLen) > P*int64(dtypeBytes)
+	return int64(c.NumHiddenLayers) * N * layerActivation(c, dtypeBytes, seqLen)
 }

@@ -113,4 +113,13 @@ func TestRematDefault(t *testing.T) {
 	if RematDefault(shape(t, "llama-2-7b-shape.json"), 2, 1, 128) {
 		t.Error("LLaMA-7B bf16 at 1×128: want remat off")
 	}
+	// A tiny model saves more activations than it has weights, but too few to matter.
+	tiny := &model.Config{HiddenSize: 64, IntermediateSize: 172, NumHiddenLayers: 16, NumAttentionHeads: 8, NumKeyValueHeads: 4,
+		VocabSize: 512, MaxPositionEmbeddings: 512, TieWordEmbeddings: true}
+	if saved := SavedActivations(tiny, 4, 10, 128); saved <= 4*760_000 || saved >= RematMinActivations {
+		t.Fatalf("deep16-sized activations %d: the case below tests nothing", saved)
+	}
+	if RematDefault(tiny, 4, 10, 128) {
+		t.Error("deep16-sized model at 10×128: want remat off")
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/shortllm/shortllm/internal/prune"
 	"github.com/shortllm/shortllm/internal/retrain"
 	"github.com/shortllm/shortllm/internal/score"
+	"github.com/shortllm/shortllm/internal/stage"
 )
 
 // Config is every setting of a pipeline run. The yaml keys are the CLI flag names, so a
@@ -35,6 +36,8 @@ type Config struct {
 	Retrain       List `yaml:"retrain" json:"retrain"`
 	// DType is every stage's compute dtype (f32 or bf16); checkpoints keep their stored dtype.
 	DType string `yaml:"dtype" json:"dtype,omitempty"`
+	// Remat recomputes block activations in Taylor's and retraining's backward: auto, on, off.
+	Remat string `yaml:"remat" json:"remat,omitempty"`
 
 	// Scoring (calibration) data and its sampling.
 	Calib        string `yaml:"calib" json:"calib"`
@@ -247,6 +250,9 @@ func (c *Config) validate() (*plan, error) {
 	}
 	if _, err := model.ParseDType(c.DType, "--dtype"); err != nil {
 		return nil, err
+	}
+	if _, err := stage.ParseRemat(c.Remat); err != nil {
+		return nil, fmt.Errorf("--%w", err)
 	}
 	if p.ratios, p.ratioNames, err = parseRatios(c.Ratios); err != nil {
 		return nil, err

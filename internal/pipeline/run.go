@@ -320,7 +320,7 @@ func (r *runner) score(criterion, dir string) error {
 	if err != nil {
 		return err
 	}
-	res, err := r.Engine.Score(o, stage.ScoreJob{Criteria: []string{criterion}, Calib: r.calib(), Remat: stage.RematAuto})
+	res, err := r.Engine.Score(o, stage.ScoreJob{Criteria: []string{criterion}, Calib: r.calib(), Remat: stage.Remat(r.cfg.Remat)})
 	if err != nil {
 		return err
 	}

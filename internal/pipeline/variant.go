@@ -158,7 +158,7 @@ func (r *runner) retrain(v *Variant, dir string) error {
 	if p := r.progress("retrain " + v.Name); p != nil {
 		job.Loop.OnStep = func(s retrain.StepLog, total int) { p(s.Step, total) }
 	}
-	_, err := r.Engine.Retrain(context.Background(), base, job)
+	_, err := r.Engine.Retrain(context.Background(), base, job, stage.Remat(r.cfg.Remat))
 	return err
 }
 

@@ -2,17 +2,16 @@ package stage
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/shortllm/shortllm/internal/retrain"
 )
 
 // Retrain opens the model ref in the engine's compute dtype and runs j on it; j.Model,
 // j.Backend, j.Tokenizer and (when unset) j.ModelRef and the padding id are filled here.
-func (e *Engine) Retrain(ctx context.Context, ref string, j *retrain.Job) (*retrain.Result, error) {
-	if e.IsBF16() && j.Mode != retrain.ModeLoRA {
-		return nil, fmt.Errorf("retrain mode %s in bf16: only lora trains on a bf16 base (cpt updates float32 weights)", j.Mode)
-	}
+// In bf16, LoRA trains float32 adapters on the bf16 base and CPT keeps a float32 master
+// copy of the weights with float32 AdamW moments (internal/retrain). remat decides whether
+// the backward recomputes block activations (auto: memplan.RematDefault per micro-batch).
+func (e *Engine) Retrain(ctx context.Context, ref string, j *retrain.Job, remat Remat) (*retrain.Result, error) {
 	o, err := e.Open(ctx, ref, OpenOptions{})
 	if err != nil {
 		return nil, err
@@ -22,6 +21,12 @@ func (e *Engine) Retrain(ctx context.Context, ref string, j *retrain.Job) (*retr
 		return nil, err
 	}
 	j.Model, j.Backend, j.Tokenizer = o.Model, be, o.Tok
+	switch remat {
+	case RematOn, RematOff:
+		j.Loop.Remat = remat == RematOn
+	default:
+		j.Loop.Remat = retrain.RematDefault(o.Model, j.Loop.MicroBatchSize, j.DataOptions.SeqLen)
+	}
 	if j.ModelRef == "" {
 		j.ModelRef = ref
 	}
