@@ -21,12 +21,14 @@
 # $SHORTLLM_SHARED), --work DIR (big scratch files; default $TMPDIR/shortllm-device-check),
 # --plugin PATH (xla_cuda_plugin.so), --skip-peer, --skip STEP,STEP (by the names the log
 # shows, e.g. golden_deep16,ppl_pruned: to re-run part of the check on a short lease),
-# --budget SECONDS (default 420: later steps are skipped, and said so, once the run is past it).
+# --budget SECONDS (default 420: later steps are skipped, and said so, once the run is past it),
+# --parts conformance,speed,stages (default conformance,speed: one device call is at most 600 s;
+# "stages" is scripts/device-stages.sh, every stage on a 7B-shaped bf16 model, ~500 s alone).
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-dry=0 skip_peer=0 bin="" shared="${SHORTLLM_SHARED:-}" work="" plugin="" budget=420 skip=""
+dry=0 skip_peer=0 bin="" shared="${SHORTLLM_SHARED:-}" work="" plugin="" budget=420 skip="" parts=",conformance,speed,"
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry=1 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --plugin) plugin="$2"; shift ;;
     --budget) budget="$2"; shift ;;
     --skip) skip=",$2,"; shift ;;
+    --parts) parts=",$2,"; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "device-check: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -158,6 +161,16 @@ then
   xla_failed=1
 fi
 
+want() { [[ "$parts" == *",$1,"* ]]; }
+if want stages && ! want conformance && ! want speed; then
+  # The 7B stage table alone: its own script, budget and files.
+  stage_args=(--bin "$bin" --shared "$shared" --work "$work/stages" --budget "$budget")
+  [ $dry = 1 ] && stage_args+=(--dry-run) || stage_args+=(--plugin "$plugin")
+  exec "$here/device-stages.sh" "${stage_args[@]}"
+fi
+if ! want conformance; then skip="$skip,golden_stories260K,golden_stories260K_tf32,golden_deep16,golden_stories260K_onehot,golden_deep16_bf16,"; fi
+if ! want speed; then skip="$skip,init,prune,prune_width,hf_peer,ppl_full,ppl_pruned,speed,"; fi
+
 # --- 1. conformance -----------------------------------------------------------------------
 run golden_stories260K 90 "$bin" --quiet check-golden --json --model "$S/models/stories260K" \
   --golden "$S/goldens/stories260K.forward.json" --text "$S/goldens/stories260K.greedy200.txt"
@@ -210,7 +223,7 @@ n=$(((L * 35 + 50) / 100))
 # which blocks go does not change the cost, only how many.
 first=$((L - 2 - n))
 blocks="$(seq -s, "$first" $((L - 3)))"
-run init 240 "$bin" --quiet init --json --config "$config" --out "$full" --tokenizer "$tokdir" --dtype bf16 --seed 1 --force
+run init 240 "$bin" --quiet init --json --config "$config" --out "$full" --tokenizer "$tokdir" --save-dtype bf16 --seed 1 --force
 run prune 240 "$bin" --quiet prune --json --model "$full" --out "$pruned" --blocks "$blocks" --force
 # Width pruning at the same 35% of the parameters (Wanda-sp: the same share of KV groups and FFN
 # channels in every block, so a standard config): same parameter count, all blocks kept — the
@@ -248,5 +261,8 @@ rc=$?
 cp "$st/device-check.json" "$st/device-check.txt" "$out/" 2>/dev/null
 tar -czf "$out/steps.tar.gz" -C "$st" .
 cat "$out/device-check.txt"
+if want stages; then
+  say "part stages: run scripts/device-check.sh --parts stages in a call of its own (it needs ~500 s)"
+fi
 [ "$xla_failed" = 1 ] && exit 3
 exit $rc
