@@ -13,6 +13,8 @@
 #
 #   scripts/device-stages.sh [--budget 420] [--config FILE] [--plugin PATH] [--skip STEP,...]
 #   scripts/device-stages.sh --dry-run     # here: go backend, tiny model (< 2 minutes)
+#   scripts/device-stages.sh --cpu --config ../shared/bench/llama-3.2-1b-shape.json --dtype f32 \
+#       --windows 2 --train-batch 1        # the same table on this CPU (go backend), peak RSS
 #
 # Results under $OUT: stages.json (one row per step: wall s, exit, GPU MiB peak, estimate),
 # stages.txt (the table) and stages.log.
@@ -20,10 +22,14 @@ set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-dry=0 bin="" shared="${SHORTLLM_SHARED:-}" work="" plugin="" budget=500 skip="" config=""
+dry=0 cpu=0 dtype=bf16 windows=10 tbatch=4 bin="" shared="${SHORTLLM_SHARED:-}" work="" plugin="" budget=500 skip="" config=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry=1 ;;
+    --cpu) cpu=1 ;;
+    --dtype) dtype="$2"; shift ;;
+    --windows) windows="$2"; shift ;;
+    --train-batch) tbatch="$2"; shift ;;
     --bin) bin="$2"; shift ;;
     --shared) shared="$2"; shift ;;
     --work) work="$2"; shift ;;
@@ -53,8 +59,10 @@ work="${work:-${TMPDIR:-/tmp}/shortllm-device-stages}"
 st="$work/steps"
 rm -rf "$st" && mkdir -p "$st"
 
-if [ $dry = 1 ]; then
-  backend=go config="${config:-$here/tiny-dry-run.json}" planbe=go
+if [ $dry = 1 ] || [ $cpu = 1 ]; then
+  backend=go planbe=go
+  [ $dry = 1 ] && config="${config:-$here/tiny-dry-run.json}"
+  [ -n "$config" ] || { say "--cpu needs --config FILE"; exit 2; }
 else
   if [ -z "$plugin" ]; then
     plugin="$(python3 -c 'import jax_plugins.xla_cuda13 as p; print(p.__path__[0])' 2>/dev/null)/xla_cuda_plugin.so"
@@ -74,6 +82,7 @@ run() {
   local left=$((budget - (SECONDS - start_s)))
   if [ "$left" -le 10 ]; then say "$name: skipped (budget spent)"; echo budget >"$st/$name.rc"; return 1; fi
   [ "$limit" -gt "$left" ] && limit=$left
+  [ $cpu = 1 ] && limit=$left # CPU runs of big shapes: the budget is the only cap
   local sampler=""
   if [ $dry = 0 ] && command -v nvidia-smi >/dev/null; then
     (while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.1; done) >"$st/$name.gpumem.s" 2>/dev/null &
@@ -81,7 +90,12 @@ run() {
   fi
   local t0=$SECONDS rc
   say "$name: $* (limit ${limit}s)"
-  timeout "$limit" "$@" >"$st/$name.json" 2>>"$log"
+  if [ -x /usr/bin/time ]; then
+    # Peak RSS of the process (the go backend's memory; on a GPU, the host side).
+    timeout "$limit" /usr/bin/time -f %M -o "$st/$name.rsskb" "$@" >"$st/$name.json" 2>>"$log"
+  else
+    timeout "$limit" "$@" >"$st/$name.json" 2>>"$log"
+  fi
   rc=$?
   if [ -n "$sampler" ]; then
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
@@ -95,7 +109,22 @@ run() {
 
 model="$work/model" pruned="$work/pruned"
 calib="$S/data/stories/calib10x128.ids.json" batch="$S/data/stories/lora_batch4x128.json"
-if [ $dry = 0 ] && python3 -c 'import torch, transformers' 2>/dev/null; then
+if [ "$windows" != 10 ] || [ "$tbatch" != 4 ]; then
+  # Fewer calibration windows or training rows (a CPU run of a big shape): cut the files.
+  python3 - "$calib" "$batch" "$windows" "$tbatch" "$work" <<'PY'
+import json, sys
+calib, batch, n, b, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+c = json.load(open(calib)); c["ids"] = c["ids"][:n]; json.dump(c, open(work + "/calib.json", "w"))
+d = json.load(open(batch))
+if isinstance(d, dict):
+    d = {k: (v[:b] if isinstance(v, list) else v) for k, v in d.items()}
+else:
+    d = d[:b]
+json.dump(d, open(work + "/batch.json", "w"))
+PY
+  calib="$work/calib.json" batch="$work/batch.json"
+fi
+if [ $dry = 0 ] && [ $cpu = 0 ] && python3 -c 'import torch, transformers' 2>/dev/null; then
   run init 240 python3 - "$config" "$model" "$S/tokenizers/llama2" <<'PY'
 import json, shutil, sys, glob, os, torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -111,21 +140,25 @@ for f in glob.glob(sys.argv[3] + "/*"):
 print(json.dumps({"params": sum(p.numel() for p in m.parameters())}))
 PY
 else
-  run init 600 "$bin" --quiet init --json --config "$config" --out "$model" --tokenizer "$S/tokenizers/llama2" --save-dtype bf16 --seed 1 --force
+  run init 600 "$bin" --quiet init --json --config "$config" --out "$model" --tokenizer "$S/tokenizers/llama2" --save-dtype "$dtype" --seed 1 --force
 fi
 
+wiki="$S/data/wikitext2/wiki.test.raw"
+seq=1024 chunks=8 newtok=128
+[ $dry = 1 ] && seq=64 chunks=4
+[ $cpu = 1 ] && seq=128 chunks=4 newtok=16
 # Estimates first (host only): what `shortllm plan` predicts for each measured stage.
-for s in taylor:10:128 ppl:10:128 lora:4:128 cpt:4:128 eval:4:1024; do
+for s in taylor:$windows:128 ppl:$windows:128 lora:$tbatch:128 cpt:$tbatch:128 eval:4:$seq; do
   IFS=: read -r stage b t <<<"$s"
-  "$bin" --quiet --json --backend "$planbe" plan --config "$config" --stage "$stage" --dtype bf16 --batch-size "$b" --seq-len "$t" \
+  "$bin" --quiet --json --backend "$planbe" plan --config "$config" --stage "$stage" --dtype "$dtype" --batch-size "$b" --seq-len "$t" \
     >"$st/plan_$stage.json" 2>>"$log" || say "plan $stage failed"
 done
 
-run taylor 240 "$bin" --quiet --json score --model "$model" --calib "$calib" --criterion taylor --batch-size 10 --dtype bf16 --remat off --out "$work/taylor.json"
+run taylor 240 "$bin" --quiet --json score --model "$model" --calib "$calib" --criterion taylor --batch-size "$windows" --dtype "$dtype" --remat off --out "$work/taylor.json"
 run lora_step 180 "$bin" --quiet --json retrain --model "$model" --out "$work/lora" --mode lora --data "$batch" --max-steps 1 \
-  --batch-size 4 --micro-batch-size 4 --seq-len 128 --warmup-steps 0 --dtype bf16 --remat off --force
+  --batch-size "$tbatch" --micro-batch-size "$tbatch" --seq-len 128 --warmup-steps 0 --dtype "$dtype" --remat off --force
 run cpt_step 240 "$bin" --quiet --json retrain --model "$model" --out "$work/cpt" --mode cpt --data "$batch" --max-steps 1 \
-  --batch-size 4 --micro-batch-size 4 --seq-len 128 --warmup-steps 0 --dtype bf16 --remat off --force
+  --batch-size "$tbatch" --micro-batch-size "$tbatch" --seq-len 128 --warmup-steps 0 --dtype "$dtype" --remat off --force
 rm -rf "$work/cpt" # 13 GB of disk
 scores="$work/taylor.json"
 [ -s "$scores" ] || scores=""
@@ -136,20 +169,18 @@ elif [ -n "$scores" ]; then
 else
   run prune 180 "$bin" --quiet --json prune --model "$model" --out "$pruned" --num-blocks 11 --force
 fi
-wiki="$S/data/wikitext2/wiki.test.raw"
-seq=1024 chunks=8
-[ $dry = 1 ] && seq=64 chunks=4
 run eval_ppl 180 "$bin" --quiet --json eval ppl --model "$model" --wikitext2 "$wiki" --bos once --seq-len "$seq" --batch-size 4 \
-  --max-chunks "$chunks" --dtype bf16
-run decode 180 "$bin" --quiet --json eval speed --model "$model" --batch-sizes 1 --new-tokens 128 --prompt-len 32 --runs 2 --warmup 1 --dtype bf16
+  --max-chunks "$chunks" --dtype "$dtype"
+run decode 180 "$bin" --quiet --json eval speed --model "$model" --batch-sizes 1 --new-tokens "$newtok" --prompt-len 32 --runs 2 --warmup 1 --dtype "$dtype"
 
 # Last: 32 skip-block graphs to compile, the one step that may not finish in a short lease.
-run ppl_criterion 200 "$bin" --quiet --json score --model "$model" --calib "$calib" --criterion ppl --batch-size 10 --dtype bf16
+run ppl_criterion 200 "$bin" --quiet --json score --model "$model" --calib "$calib" --criterion ppl --batch-size "$windows" --dtype "$dtype"
 
 device="$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
-python3 - "$st" "$out" "${device:-dry run (go backend)}" <<'PY'
+[ $cpu = 1 ] && device="this CPU, go backend ($(nproc) cores)"
+python3 - "$st" "$out" "${device:-dry run (go backend)}" "$config" "$dtype" <<'PY'
 import json, os, sys
-st, out, device = sys.argv[1:4]
+st, out, device, config, dtype = sys.argv[1:6]
 def read(name, ext, conv=str):
     try:
         return conv(open(os.path.join(st, name + ext)).read().strip())
@@ -170,7 +201,8 @@ rows = []
 for name, est in [("init", None), ("taylor", "taylor"), ("ppl_criterion", "ppl"), ("lora_step", "lora"),
                   ("cpt_step", "cpt"), ("prune", None), ("eval_ppl", "eval"), ("decode", None)]:
     r = {"step": name, "exit": read(name, ".rc"), "wall_s": read(name, ".wall", int),
-         "gpu_peak_mib": read(name, ".gpumem", int), "plan_estimate_gib": plan(est) if est else None}
+         "gpu_peak_mib": read(name, ".gpumem", int), "peak_rss_mib": (lambda k: k // 1024 if k else None)(read(name, ".rsskb", int)),
+         "plan_estimate_gib": plan(est) if est else None}
     rows.append(r)
 dec = doc("decode")
 note = ""
@@ -190,10 +222,10 @@ except Exception as e:
     note = "decode: no result (%s)" % e
 res = {"device": device, "rows": rows, "decode": note}
 json.dump(res, open(os.path.join(out, "stages.json"), "w"), indent=1)
-lines = ["# shortllm stages, LLaMA-2-7B shape, bf16 — %s" % device,
-         "| step | exit | wall s | GPU peak MiB | plan estimate GiB |", "|---|---|---|---|---|"]
+lines = ["# shortllm stages, %s, %s — %s" % (os.path.basename(config), dtype, device),
+         "| step | exit | wall s | GPU peak MiB | peak RSS MiB | plan estimate GiB |", "|---|---|---|---|---|---|"]
 for r in rows:
-    lines.append("| %s | %s | %s | %s | %s |" % (r["step"], r["exit"], r["wall_s"], r["gpu_peak_mib"], r["plan_estimate_gib"]))
+    lines.append("| %s | %s | %s | %s | %s | %s |" % (r["step"], r["exit"], r["wall_s"], r["gpu_peak_mib"], r["peak_rss_mib"], r["plan_estimate_gib"]))
 lines.append(note)
 open(os.path.join(out, "stages.txt"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

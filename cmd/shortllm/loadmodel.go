@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/shortllm/shortllm/internal/model"
+	"github.com/shortllm/shortllm/internal/outdir"
 	"github.com/shortllm/shortllm/internal/stage"
 )
 
@@ -39,3 +40,22 @@ func (a *app) loadRunner(ctx context.Context, ref, adapter string, needTok bool)
 type provenance = stage.Provenance
 
 func (a *app) provenance(l *loaded) provenance { return a.eng.Provenance(l.Opened) }
+
+// openForResult resolves ref, begins the --out results file (refused, before any work, when
+// it is or overlaps an input) and opens the model in the compute dtype.
+func (a *app) openForResult(ctx context.Context, ref, out string, inputs ...string) (*stage.Engine, *stage.Opened, *outdir.File, error) {
+	dir, err := a.resolveModel(ctx, ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	outFile, err := beginOutFile(out, append([]string{dir}, inputs...)...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := a.eng.Open(ctx, dir, stage.OpenOptions{Dir: true})
+	if err != nil {
+		outFile.Close()
+		return nil, nil, nil, err
+	}
+	return a.eng, m, outFile, nil
+}

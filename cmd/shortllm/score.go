@@ -86,23 +86,11 @@ func runScore(a *app, cmd *cobra.Command, o *scoreOptions) error {
 	if c, ok := job.NeedsCalib(); ok && o.calib.Path == "" {
 		return fmt.Errorf("--calib is required for criterion %s (only magnitude needs no data)", c)
 	}
-	e, err := a.engine()
-	if err != nil {
-		return err
-	}
-	dir, err := a.resolveModel(cmd.Context(), o.model)
-	if err != nil {
-		return err
-	}
-	outFile, err := beginOutFile(o.out, dir, o.calib.Path)
+	e, m, outFile, err := a.openForResult(cmd.Context(), o.model, o.out, o.calib.Path)
 	if err != nil {
 		return err
 	}
 	defer outFile.Close()
-	m, err := e.Open(cmd.Context(), dir, stage.OpenOptions{Dir: true})
-	if err != nil {
-		return err
-	}
 	results, err := e.Score(m, job)
 	if err != nil {
 		return err

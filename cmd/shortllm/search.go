@@ -85,23 +85,11 @@ func runSearch(a *app, cmd *cobra.Command, o *searchOptions) error {
 	if err := o.checkFlags(cmd); err != nil {
 		return err
 	}
-	dir, err := a.resolveModel(cmd.Context(), o.model)
-	if err != nil {
-		return err
-	}
-	outFile, err := beginOutFile(o.out, dir, o.calib.Path)
+	e, m, outFile, err := a.openForResult(cmd.Context(), o.model, o.out, o.calib.Path)
 	if err != nil {
 		return err
 	}
 	defer outFile.Close()
-	e, err := a.engine()
-	if err != nil {
-		return err
-	}
-	m, err := e.Open(cmd.Context(), dir, stage.OpenOptions{Dir: true})
-	if err != nil {
-		return err
-	}
 	if err := o.selection(m.Model.Config); err != nil {
 		return err
 	}

@@ -87,21 +87,12 @@ func (r *runner) search(s searchStages, dir string) error {
 	if err != nil {
 		return err
 	}
-	calib, err := stage.LoadCalib(o.Dir, r.calib())
-	if err != nil {
-		return err
-	}
-	run, err := r.runnerFor(o.Model)
-	if err != nil {
-		return err
-	}
-	plan, err := search.Run(run, search.Options{Method: s.method, Calib: calib,
+	plan, err := r.Engine.Search(o, r.calib(), search.Options{Method: s.method,
 		Selection: prune.Selection{Ratio: s.ratio, Policy: r.policy()}, Budget: r.cfg.SearchBudget,
 		Seed: r.cfg.Seed, Progress: r.progress("search " + s.method)})
 	if err != nil {
 		return err
 	}
-	plan.ToolVersion = r.version
 	return plan.Write(filepath.Join(dir, PlanFileName))
 }
 

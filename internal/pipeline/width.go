@@ -73,19 +73,11 @@ func (r *runner) widthPrune(criterion string, ratio float64, dir string) error {
 	if err != nil {
 		return err
 	}
-	calib, err := stage.LoadCalib(o.Dir, r.calib())
+	res, calib, err := r.Engine.WidthPlan(o, stage.WidthJob{Calib: r.calib(), Options: width.Options{Criterion: criterion, Ratio: ratio,
+		Progress: func(stage string) func(int, int) { return r.progress(stage) }}})
 	if err != nil {
 		return err
 	}
-	run, err := r.runnerFor(o.Model)
-	if err != nil {
-		return err
-	}
-	res, err := width.Run(run, width.Options{Criterion: criterion, Ratio: ratio,
-		Windows: calib.IDs, Progress: func(stage string) func(int, int) { return r.progress(stage) }})
-	if err != nil {
-		return err
-	}
-	_, err = width.Write(r.orig.Model, res, prune.WriteOptions{Out: filepath.Join(dir, "model"), ToolVersion: r.version}, nil)
+	_, err = width.Write(r.orig.Model, res, prune.WriteOptions{Out: filepath.Join(dir, "model"), ToolVersion: r.version}, calib)
 	return err
 }
