@@ -312,3 +312,37 @@ func TestPipeline_SpeedOncePerArchitecture(t *testing.T) {
 		t.Errorf("%d speed stages, want 1", len(n))
 	}
 }
+
+// A Hugging Face id works in pipeline as in every verb: here resolved offline from a cache
+// laid out as huggingface_hub lays it out.
+func TestPipeline_HubID(t *testing.T) {
+	demo := demoModel(t)
+	cache := t.TempDir()
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	repo := filepath.Join(cache, "models--acme--demo")
+	snap := filepath.Join(repo, "snapshots", commit)
+	if err := os.MkdirAll(filepath.Join(repo, "refs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "refs", "main"), []byte(commit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(snap, os.DirFS(filepath.Join(demo, "model"))); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	out := filepath.Join(t.TempDir(), "run")
+	runPipelineJSON(t, tinyPipeline(demo, out, "--model", "acme/demo", "--retrain", "none")...)
+	data, err := os.ReadFile(filepath.Join(out, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man struct{ Config struct{ Model string } }
+	if err := json.Unmarshal(data, &man); err != nil {
+		t.Fatal(err)
+	}
+	if man.Config.Model != snap {
+		t.Errorf("run.json model %q, want the snapshot %s", man.Config.Model, snap)
+	}
+}
