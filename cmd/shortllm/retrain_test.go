@@ -211,3 +211,44 @@ func TestMerge_MatchesRetrainMerge(t *testing.T) {
 		t.Fatal("merged model equals the base model: the adapter did nothing")
 	}
 }
+
+// CPT in bf16 through the verb: remat on and off train the same step (to bf16 rounding of
+// the tied embedding's two gradients), the output keeps the checkpoint's stored dtype (F32:
+// written from the float32 master), and train_log.json says bf16 work happened.
+func TestRetrain_CPTBF16Remat(t *testing.T) {
+	stories := testutil.SharedDir(t, "models", "stories260K")
+	batch := testutil.SharedDir(t, "data", "stories", "lora_batch4x128.json")
+	loss := map[string]float64{}
+	for _, remat := range []string{"off", "on"} {
+		out := filepath.Join(t.TempDir(), "cpt")
+		code, stdout, errOut := retrainRun(t, "--model", stories, "--out", out, "--mode", "cpt", "--data", batch, "--max-steps", "1",
+			"--batch-size", "4", "--micro-batch-size", "2", "--seq-len", "128", "--warmup-steps", "0", "--dtype", "bf16", "--remat", remat, "--json")
+		if code != 0 {
+			t.Fatalf("remat %s: exit %d: %s", remat, code, errOut)
+		}
+		var res struct {
+			Logs map[string]struct {
+				Steps []struct{ Loss float64 }
+			}
+		}
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil || len(res.Logs["cpt"].Steps) != 1 {
+			t.Fatalf("remat %s: %v: %s", remat, err, stdout)
+		}
+		loss[remat] = res.Logs["cpt"].Steps[0].Loss
+		var rep struct{ Tensors []struct{ DType string } }
+		code, insp, errOut := cli(t, "", "inspect", "--model", out, "--json")
+		if code != 0 || json.Unmarshal([]byte(insp), &rep) != nil {
+			t.Fatalf("inspect %s: exit %d: %s", out, code, errOut)
+		}
+		if !strings.Contains(insp, `"F32"`) || strings.Contains(insp, `"BF16"`) {
+			t.Errorf("remat %s: the F32 checkpoint was not written as F32 (from the master): %.300s", remat, insp)
+		}
+	}
+	if d := loss["on"] - loss["off"]; d > 1e-4 || d < -1e-4 {
+		t.Errorf("bf16 CPT loss with remat %.6f, without %.6f", loss["on"], loss["off"])
+	}
+	code, _, errOut := retrainRun(t, "--model", stories, "--out", filepath.Join(t.TempDir(), "x"), "--mode", "cpt", "--data", batch, "--remat", "sometimes")
+	if code == 0 || !strings.Contains(errOut, "--remat") {
+		t.Errorf("--remat sometimes: exit %d, %q", code, errOut)
+	}
+}
