@@ -162,3 +162,12 @@ func RoundToBF16(x *Node) *Node {
 	}
 	return ConvertDType(x, dtypes.BFloat16)
 }
+
+// RoundValue returns v as a tensor of dtype dt holds it: bfloat16 rounds to nearest even,
+// float32 and float64 keep v.
+func RoundValue(v float32, dt dtypes.DType) float32 {
+	if dt == dtypes.BFloat16 {
+		return roundBF16(v).Float32()
+	}
+	return v
+}

@@ -54,6 +54,9 @@ type Opened struct {
 	Ref, Dir, Adapter string
 	Model             *model.Model
 	Tok               *tokenizer.Tokenizer // nil when the directory has none
+	// AdapterMergeRelErr is how far the merged weights are from holding the adapter's update
+	// (retrain.MergeStats): ~1e-7 in float32, larger when bf16 rounding swallows it.
+	AdapterMergeRelErr float64
 }
 
 // Open resolves ref and loads the checkpoint in the engine's compute dtype.
@@ -73,10 +76,14 @@ func (e *Engine) Open(ctx context.Context, ref string, o OpenOptions) (*Opened, 
 	if err != nil {
 		return nil, err
 	}
+	var mergeErr float64
 	if o.Adapter != "" {
-		if err := retrain.MergeAdapter(m, o.Adapter); err != nil {
+		st, err := retrain.MergeAdapterStats(m, o.Adapter)
+		if err != nil {
 			return nil, err
 		}
+		mergeErr = st.RelErr
+		e.noticeMerge(o.Adapter, model.DTypeName(m.ComputeDType()), mergeErr)
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
@@ -85,25 +92,38 @@ func (e *Engine) Open(ctx context.Context, ref string, o OpenOptions) (*Opened, 
 		}
 		tok = nil
 	}
-	return &Opened{Ref: ref, Dir: dir, Adapter: o.Adapter, Model: m, Tok: tok}, nil
+	return &Opened{Ref: ref, Dir: dir, Adapter: o.Adapter, Model: m, Tok: tok, AdapterMergeRelErr: mergeErr}, nil
+}
+
+// MergeLossNotice is the relative error of a merged adapter's update above which a notice
+// says the weights do not hold the update (bf16 rounding of small LoRA deltas).
+const MergeLossNotice = 0.1
+
+func (e *Engine) noticeMerge(adapter, dtype string, relErr float64) {
+	if relErr > MergeLossNotice {
+		fmt.Fprintf(e.Notices, "notice: adapter %s merged into %s weights keeps its update only to a relative error of %.2g (rounding); use --dtype f32 to evaluate it exactly\n",
+			adapter, dtype, relErr)
+	}
 }
 
 // Provenance is recorded in every evaluation result so runs can be compared later.
 type Provenance struct {
-	Model      string `json:"model"`
-	Adapter    string `json:"adapter,omitempty"`
-	ConfigHash string `json:"config_hash"`
-	NumLayers  int    `json:"num_layers"`
-	Params     int64  `json:"params"`
-	Tokenizer  string `json:"tokenizer,omitempty"`
-	Backend    string `json:"backend"`
-	DType      string `json:"dtype"`
-	Version    string `json:"tool_version"`
+	Model   string `json:"model"`
+	Adapter string `json:"adapter,omitempty"`
+	// AdapterMergeRelErr: see Opened (reported so a bf16 number is never silently off).
+	AdapterMergeRelErr float64 `json:"adapter_merge_rel_err,omitempty"`
+	ConfigHash         string  `json:"config_hash"`
+	NumLayers          int     `json:"num_layers"`
+	Params             int64   `json:"params"`
+	Tokenizer          string  `json:"tokenizer,omitempty"`
+	Backend            string  `json:"backend"`
+	DType              string  `json:"dtype"`
+	Version            string  `json:"tool_version"`
 }
 
 // Provenance describes o as run by e.
 func (e *Engine) Provenance(o *Opened) Provenance {
-	p := Provenance{Model: o.Dir, Adapter: o.Adapter, ConfigHash: o.Model.Config.Hash(), NumLayers: o.Model.Config.NumHiddenLayers,
+	p := Provenance{Model: o.Dir, Adapter: o.Adapter, AdapterMergeRelErr: o.AdapterMergeRelErr, ConfigHash: o.Model.Config.Hash(), NumLayers: o.Model.Config.NumHiddenLayers,
 		Params: o.Model.NumParams(), Backend: e.BackendName(), DType: model.DTypeName(o.Model.ComputeDType()), Version: e.Version}
 	if o.Tok != nil {
 		p.Tokenizer = o.Tok.Kind()

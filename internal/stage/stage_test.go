@@ -224,3 +224,37 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// A short LoRA's update is smaller than half a bfloat16 step of most weights: merged into
+// bf16 weights it mostly vanishes. The merge measures that, reports it and says so.
+func TestOpen_AdapterMergeLossReported(t *testing.T) {
+	adapter := filepath.Join(t.TempDir(), "adapter")
+	golden := testutil.SharedDir(t, "goldens", "stories260K.lora_step")
+	copyFile(t, filepath.Join(golden, "adapter_config.json"), filepath.Join(adapter, "adapter_config.json"))
+	copyFile(t, filepath.Join(golden, "adapter_model.after1.safetensors"), filepath.Join(adapter, "adapter_model.safetensors"))
+	dir := testutil.SharedDir(t, "models", "stories260K")
+	got := map[string]float64{}
+	for _, dt := range []string{"f32", "bf16"} {
+		e := newTestEngine(t, dt)
+		var notices bytes.Buffer
+		e.Notices = &notices
+		o, err := e.Open(context.Background(), dir, OpenOptions{Adapter: adapter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[dt] = o.AdapterMergeRelErr
+		if e.Provenance(o).AdapterMergeRelErr != o.AdapterMergeRelErr {
+			t.Error("provenance does not carry the merge error")
+		}
+		if noticed := bytes.Contains(notices.Bytes(), []byte("--dtype f32")); noticed != (o.AdapterMergeRelErr > MergeLossNotice) {
+			t.Errorf("%s: merge error %.3g, notice %q", dt, o.AdapterMergeRelErr, notices.String())
+		}
+	}
+	t.Logf("merge relative error: f32 %.3g, bf16 %.3g", got["f32"], got["bf16"])
+	if got["f32"] > 1e-5 {
+		t.Errorf("float32 merge loses %.3g of the update", got["f32"])
+	}
+	if got["bf16"] < 10*got["f32"] || got["bf16"] < 1e-3 {
+		t.Errorf("bf16 merge error %.3g not above float32's %.3g: the measure sees no rounding", got["bf16"], got["f32"])
+	}
+}
