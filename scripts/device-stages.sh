@@ -214,9 +214,10 @@ try:
     # 160-token sequence is small beside them).
     bw = {"H200": 4.8e12, "H100": 3.35e12}
     peak = next((v for k, v in bw.items() if k in device), None)
-    note = "decode batch 1: %.1f tokens/s; %d params = %.2f GB of bf16 weights per token" % (r, params, 2 * params / 1e9)
+    w = 2 if dtype == "bf16" else 4
+    note = "decode batch 1: %.1f tokens/s; %d params = %.2f GB of %s weights per token" % (r, params, w * params / 1e9, dtype)
     if peak:
-        ideal = peak / (2 * params)
+        ideal = peak / (w * params)
         note += "; roofline %.0f tokens/s at %.2f TB/s: %.0f%% of it" % (ideal, peak / 1e12, 100 * r / ideal)
 except Exception as e:
     note = "decode: no result (%s)" % e
