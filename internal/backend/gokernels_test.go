@@ -1,0 +1,61 @@
+package backend
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// TestGoKernels_DotGeneral checks the float32 DotGeneral on the go backend against a float64
+// product, on shapes that take SimpleGo's small path and its blocked path (with padding, odd
+// contracting lengths and batch axes), and that the vector kernels are installed where the CPU
+// has them.
+func TestGoKernels_DotGeneral(t *testing.T) {
+	b, err := New("go", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernels: %s", GoKernels())
+	if haveVectorKernels && GoKernels() != "avx2" && GoKernels() != "simplego: $"+GoKernelsEnv+"=off" {
+		t.Fatalf("vector kernels not installed: %s", GoKernels())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct{ batch, M, N, K int }{
+		{1, 1, 7, 5}, {1, 3, 5, 13}, {2, 4, 9, 16}, {3, 17, 33, 100}, // small path
+		{1, 1, 20000, 40}, {1, 64, 300, 70}, {2, 40, 500, 576}, {1, 129, 257, 33}, // blocked path
+	} {
+		lhs := make([]float32, c.batch*c.M*c.K)
+		rhs := make([]float32, c.batch*c.N*c.K)
+		for i := range lhs {
+			lhs[i] = float32(rng.NormFloat64())
+		}
+		for i := range rhs {
+			rhs[i] = float32(rng.NormFloat64())
+		}
+		lt := tensors.FromFlatDataAndDimensions(lhs, c.batch, c.M, c.K)
+		rt := tensors.FromFlatDataAndDimensions(rhs, c.batch, c.N, c.K)
+		out := MustExecOnce(b, func(l, r *Node) *Node {
+			return DotGeneral(l, []int{2}, []int{0}, r, []int{2}, []int{0})
+		}, lt, rt)
+		got := tensors.MustCopyFlatData[float32](out)
+		for bi := 0; bi < c.batch; bi++ {
+			for i := 0; i < c.M; i++ {
+				for j := 0; j < c.N; j++ {
+					var want, mag float64
+					for k := 0; k < c.K; k++ {
+						p := float64(lhs[(bi*c.M+i)*c.K+k]) * float64(rhs[(bi*c.N+j)*c.K+k])
+						want += p
+						mag += math.Abs(p)
+					}
+					g := float64(got[(bi*c.M+i)*c.N+j])
+					if math.Abs(g-want) > 1e-5*mag+1e-6 {
+						t.Fatalf("%+v: out[%d,%d,%d] = %g, want %g", c, bi, i, j, g, want)
+					}
+				}
+			}
+		}
+	}
+}
