@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"unsafe"
@@ -149,42 +150,63 @@ func replaceKernels() error {
 // smallProduct is SimpleGo's small-path product for batches [b0, b1): out[b, i, j] +=
 // Σ_k lhs[b, i, k]·rhs[b, j, k], lhs [batch, M, K], rhs [batch, N, K], out [batch, M, N].
 // Four rhs rows at a time stay in cache while every lhs row passes over them.
+//
+// SimpleGo spreads a product over cores by batch only; one large example (batch-1 decoding:
+// a matrix times one vector) is split here over column ranges, one per core.
 func smallProduct(lhs, rhs, out []float32, K, M, N, b0, b1 int) {
-	k8 := K / 8
+	if w := min(runtime.GOMAXPROCS(0), N/64); b1-b0 == 1 && w > 1 && M*N*K >= 1<<18 {
+		var wg sync.WaitGroup
+		step := (N/w + 3) / 4 * 4
+		for j0 := 0; j0 < N; j0 += step {
+			wg.Add(1)
+			go func(j0, j1 int) {
+				defer wg.Done()
+				smallColumns(lhs, rhs, out, K, M, N, b0, j0, j1)
+			}(j0, min(j0+step, N))
+		}
+		wg.Wait()
+		return
+	}
 	for b := b0; b < b1; b++ {
-		L := lhs[b*M*K : (b+1)*M*K]
-		R := rhs[b*N*K : (b+1)*N*K]
-		O := out[b*M*N : (b+1)*M*N]
-		j := 0
-		for ; j+4 <= N; j += 4 {
-			for i := 0; i < M; i++ {
-				x := L[i*K : (i+1)*K]
-				var s [4]float32
-				if k8 > 0 {
-					dot4(&x[0], &R[j*K], K, k8, &s)
+		smallColumns(lhs, rhs, out, K, M, N, b, 0, N)
+	}
+}
+
+// smallColumns is smallProduct for example b and columns [j0, j1).
+func smallColumns(lhs, rhs, out []float32, K, M, N, b, j0, j1 int) {
+	k8 := K / 8
+	L := lhs[b*M*K : (b+1)*M*K]
+	R := rhs[b*N*K : (b+1)*N*K]
+	O := out[b*M*N : (b+1)*M*N]
+	j := j0
+	for ; j+4 <= j1; j += 4 {
+		for i := 0; i < M; i++ {
+			x := L[i*K : (i+1)*K]
+			var s [4]float32
+			if k8 > 0 {
+				dot4(&x[0], &R[j*K], K, k8, &s)
+			}
+			for r := 0; r < 4; r++ {
+				y := R[(j+r)*K : (j+r+1)*K]
+				for k := 8 * k8; k < K; k++ {
+					s[r] += x[k] * y[k]
 				}
-				for r := 0; r < 4; r++ {
-					y := R[(j+r)*K : (j+r+1)*K]
-					for k := 8 * k8; k < K; k++ {
-						s[r] += x[k] * y[k]
-					}
-					O[i*N+j+r] += s[r]
-				}
+				O[i*N+j+r] += s[r]
 			}
 		}
-		for ; j < N; j++ {
-			y := R[j*K : (j+1)*K]
-			for i := 0; i < M; i++ {
-				x := L[i*K : (i+1)*K]
-				var s float32
-				if k8 > 0 {
-					s = dot1(&x[0], &y[0], k8)
-				}
-				for k := 8 * k8; k < K; k++ {
-					s += x[k] * y[k]
-				}
-				O[i*N+j] += s
+	}
+	for ; j < j1; j++ {
+		y := R[j*K : (j+1)*K]
+		for i := 0; i < M; i++ {
+			x := L[i*K : (i+1)*K]
+			var s float32
+			if k8 > 0 {
+				s = dot1(&x[0], &y[0], k8)
 			}
+			for k := 8 * k8; k < K; k++ {
+				s += x[k] * y[k]
+			}
+			O[i*N+j] += s
 		}
 	}
 }

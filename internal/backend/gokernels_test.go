@@ -24,7 +24,7 @@ func TestGoKernels_DotGeneral(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, c := range []struct{ batch, M, N, K int }{
-		{1, 1, 7, 5}, {1, 3, 5, 13}, {2, 4, 9, 16}, {3, 17, 33, 100}, // small path
+		{1, 1, 7, 5}, {1, 3, 5, 13}, {1, 1, 8003, 64}, {1, 2, 4001, 70}, {2, 4, 9, 16}, {3, 17, 33, 100}, // small path
 		{1, 1, 20000, 40}, {1, 64, 300, 70}, {2, 40, 500, 576}, {1, 129, 257, 33}, // blocked path
 	} {
 		lhs := make([]float32, c.batch*c.M*c.K)
