@@ -142,6 +142,9 @@ func replaceKernels() error {
 			flat(args[2].Interface().(*simplego.Buffer)), K, M, N, int(args[4].Int()), int(args[5].Int()))
 		return nil
 	})
+	if !replaceBlocking(int(dtypes.Float32)) {
+		return fmt.Errorf("unexpected operand blocking")
+	}
 	sgBlockKernels.Map[dtypes.Float32] = newBlock.Interface()
 	sgSmallKernels.Map[dtypes.Float32] = newSmall.Interface()
 	return nil

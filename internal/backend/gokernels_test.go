@@ -59,3 +59,65 @@ func TestGoKernels_DotGeneral(t *testing.T) {
 		}
 	}
 }
+
+// TestGoKernels_Layouts checks the blocked path with operands in the layouts the backward pass
+// gives ([contract, cross]: transposed blocking) and one SimpleGo's own copy handles (batch
+// axis not first), against a float64 product.
+func TestGoKernels_Layouts(t *testing.T) {
+	b, err := New("go", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	randT := func(dims ...int) (*tensors.Tensor, []float32) {
+		n := 1
+		for _, d := range dims {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return tensors.FromFlatDataAndDimensions(v, dims...), v
+	}
+	// out[i, j] = Σ_{a,b} x[a, b, i]·y[a, b, j]: both operands contract their leading axes.
+	const A, B, M, N = 3, 45, 70, 300
+	xt, x := randT(A, B, M)
+	yt, y := randT(A, B, N)
+	got := tensors.MustCopyFlatData[float32](MustExecOnce(b, func(l, r *Node) *Node {
+		return DotGeneral(l, []int{0, 1}, nil, r, []int{0, 1}, nil)
+	}, xt, yt))
+	for i := 0; i < M; i++ {
+		for j := 0; j < N; j++ {
+			var want, mag float64
+			for k := 0; k < A*B; k++ {
+				p := float64(x[k*M+i]) * float64(y[k*N+j])
+				want, mag = want+p, mag+math.Abs(p)
+			}
+			if g := float64(got[i*N+j]); math.Abs(g-want) > 1e-5*mag+1e-6 {
+				t.Fatalf("transposed: out[%d,%d] = %g, want %g", i, j, g, want)
+			}
+		}
+	}
+	// out[h, i, j] = Σ_k q[i, h, k]·kk[h, j, k]: lhs's batch axis is its second.
+	const H, T, S, D = 3, 130, 130, 64 // T·S over the small-path limit
+	qt, q := randT(T, H, D)
+	kt, kk := randT(H, S, D)
+	got = tensors.MustCopyFlatData[float32](MustExecOnce(b, func(l, r *Node) *Node {
+		return DotGeneral(l, []int{2}, []int{1}, r, []int{2}, []int{0})
+	}, qt, kt))
+	for h := 0; h < H; h++ {
+		for i := 0; i < T; i++ {
+			for j := 0; j < S; j++ {
+				var want, mag float64
+				for k := 0; k < D; k++ {
+					p := float64(q[(i*H+h)*D+k]) * float64(kk[(h*S+j)*D+k])
+					want, mag = want+p, mag+math.Abs(p)
+				}
+				if g := float64(got[(h*T+i)*S+j]); math.Abs(g-want) > 1e-5*mag+1e-6 {
+					t.Fatalf("batch second: out[%d,%d,%d] = %g, want %g", h, i, j, g, want)
+				}
+			}
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/shortllm/shortllm/internal/backend"
@@ -32,12 +33,16 @@ func main() {
 	steps := flag.Int("steps", 2, "lora: timed steps (after one warm-up step)")
 	newTok := flag.Int("new", 64, "generate: new tokens (batch 1, greedy, from BOS)")
 	reps := flag.Int("reps", 1, "timed repetitions (best is reported)")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
 	flag.Parse()
+	cpuProfile = *prof
 	if err := run(*dir, *work, *chunks, *seq, *batch, *steps, *newTok, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "cpubench:", err)
 		os.Exit(1)
 	}
 }
+
+var cpuProfile string
 
 func randIDs(rng *rand.Rand, n, T, vocab int) [][]int {
 	rows := make([][]int, n)
@@ -133,6 +138,16 @@ func run(dir, work string, chunks, seq, batch, steps, newTok, reps int) error {
 		}
 	}
 	warm := time.Since(t0)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	best := time.Duration(0)
 	for i := 0; i < max(reps, 1); i++ {
 		d, err := once()
