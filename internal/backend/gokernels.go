@@ -15,7 +15,7 @@ package backend
 // The tables are unexported: they are reached with go:linkname, and the kernels' argument
 // types are read with reflect, both checked against what this file expects; on any mismatch
 // (another GoMLX version) nothing is replaced and GoKernels() says why. SHORTLLM_GO_KERNELS=off
-// keeps SimpleGo's own kernels (A/B checks).
+// keeps SimpleGo's own kernels, =kernels replaces only the two products (A/B checks).
 
 import (
 	"fmt"
@@ -30,7 +30,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 )
 
-// GoKernelsEnv set to "off" keeps SimpleGo's own DotGeneral kernels.
+// GoKernelsEnv set to "off" keeps SimpleGo's own DotGeneral kernels; "kernels" replaces the
+// block and small products but keeps SimpleGo's operand blocking and fills.
 const GoKernelsEnv = "SHORTLLM_GO_KERNELS"
 
 //go:linkname sgBlockKernels github.com/gomlx/gomlx/backends/simplego.dotGeneralKernelDTypeMap
@@ -63,7 +64,7 @@ func installGoKernels() {
 		default:
 			if err := replaceKernels(); err != nil {
 				goKernels.status = "simplego: " + err.Error()
-			} else {
+			} else if goKernels.status == "" {
 				goKernels.status = "avx2"
 			}
 		}
@@ -142,7 +143,9 @@ func replaceKernels() error {
 			flat(args[2].Interface().(*simplego.Buffer)), K, M, N, int(args[4].Int()), int(args[5].Int()))
 		return nil
 	})
-	if !replaceBlocking(int(dtypes.Float32)) {
+	if strings.EqualFold(os.Getenv(GoKernelsEnv), "kernels") {
+		goKernels.status = "avx2 (kernels only)"
+	} else if !replaceBlocking(int(dtypes.Float32)) {
 		return fmt.Errorf("unexpected operand blocking")
 	}
 	sgBlockKernels.Map[dtypes.Float32] = newBlock.Interface()

@@ -33,16 +33,20 @@ func main() {
 	steps := flag.Int("steps", 2, "lora: timed steps (after one warm-up step)")
 	newTok := flag.Int("new", 64, "generate: new tokens (batch 1, greedy, from BOS)")
 	reps := flag.Int("reps", 1, "timed repetitions (best is reported)")
+	warmup := flag.Bool("warmup", true, "run once untimed first (graph compilation); lora always warms up")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the timed runs to this file")
 	flag.Parse()
-	cpuProfile = *prof
+	cpuProfile, doWarmup = *prof, *warmup
 	if err := run(*dir, *work, *chunks, *seq, *batch, *steps, *newTok, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "cpubench:", err)
 		os.Exit(1)
 	}
 }
 
-var cpuProfile string
+var (
+	cpuProfile string
+	doWarmup   bool
+)
 
 func randIDs(rng *rand.Rand, n, T, vocab int) [][]int {
 	rows := make([][]int, n)
@@ -132,7 +136,7 @@ func run(dir, work string, chunks, seq, batch, steps, newTok, reps int) error {
 		return fmt.Errorf("unknown work %q", work)
 	}
 	t0 := time.Now()
-	if work != "lora" { // lora's first step is its warm-up
+	if work != "lora" && doWarmup { // lora's first step is its warm-up
 		if _, err := once(); err != nil {
 			return err
 		}
