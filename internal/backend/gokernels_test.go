@@ -6,7 +6,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
@@ -121,4 +123,24 @@ func TestGoKernels_Layouts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkGoDotGeneral times one linear layer's product on the go backend (a 1024-token
+// batch through a 576→1536 projection, smol125's gate_proj): GFLOP/s of the kernels in use
+// ($SHORTLLM_GO_KERNELS=off for SimpleGo's own).
+func BenchmarkGoDotGeneral(b *testing.B) {
+	be, err := New("go", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const M, K, N = 1024, 576, 1536
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, M, K))
+	w := tensors.FromShape(shapes.Make(dtypes.Float32, N, K))
+	exec := MustNewExec(be, func(x, w *Node) *Node { return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) })
+	exec.MustExec(x, w)[0].FinalizeAll()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		exec.MustExec(x, w)[0].FinalizeAll()
+	}
+	b.ReportMetric(float64(2*M*K*N)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
