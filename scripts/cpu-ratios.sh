@@ -7,6 +7,12 @@
 #   scripts/cpu-ratios.sh                       # smol125, every workload
 #   WORKS="ppl generate" MODELS="runs/smol125 ../shared/models/deep16" scripts/cpu-ratios.sh
 #   BASE=7d507ea scripts/cpu-ratios.sh          # also the tree at BASE, in the same run
+#   THREADS=1 scripts/cpu-ratios.sh             # both sides on one core (torch --threads 1,
+#                                               # GOMAXPROCS=1 and SimpleGo parallelism=1)
+#
+# On a machine shared with other work, torch's two OpenBLAS threads slow down far more than
+# shortllm's goroutines when another process holds a core (its figures vary up to 4× between
+# runs); THREADS=1 gives the per-core ratio, which contention disturbs much less.
 #
 # Each workload runs torch, then shortllm (then BASE's shortllm), REPS times interleaved; the
 # ratio is the median of the per-repetition ratios. A few minutes per model on two cores.
@@ -19,6 +25,12 @@ PEER="$SHARED/bench/torch_peer.py"
 MODELS=${MODELS:-runs/smol125}
 WORKS=${WORKS:-ppl taylor lora generate}
 REPS=${REPS:-1}
+THREADS=${THREADS:-}
+TORCH_T=() GO_ENV=()
+if [ -n "$THREADS" ]; then
+  TORCH_T=(--threads "$THREADS")
+  GO_ENV=(GOMAXPROCS="$THREADS" GOMLX_BACKEND="go:ops_sequential,parallelism=$THREADS")
+fi
 OUT=${OUT:-runs/cpu-ratios}
 mkdir -p "$OUT" bin
 
@@ -57,15 +69,15 @@ for M in $MODELS; do
     rt=() rb=()
     for rep in $(seq "$REPS"); do
       # shellcheck disable=SC2046
-      t=$("$PY" "$PEER" "$M" "$W" $(args "$W") 2>>"$OUT/torch.err" | tps)
+      t=$("$PY" "$PEER" "$M" "$W" $(args "$W") "${TORCH_T[@]}" 2>>"$OUT/torch.err" | tps)
       # shellcheck disable=SC2046
-      s=$(bin/cpubench --model "$M" --work "$W" $(args "$W") $(own "$W") 2>>"$OUT/shortllm.err" | tps)
+      s=$(env "${GO_ENV[@]}" bin/cpubench --model "$M" --work "$W" $(args "$W") $(own "$W") 2>>"$OUT/shortllm.err" | tps)
       r=$(python3 -c "print(f'{$s/$t:.3f}')")
       rt+=("$r")
       line="$name $W rep$rep torch=$t shortllm=$s ratio=$r"
       if [ -x bin/cpubench-base ] && [ -n "${BASE:-}" ]; then
         # shellcheck disable=SC2046
-        b=$(bin/cpubench-base --model "$M" --work "$W" $(args "$W") $(own "$W") 2>>"$OUT/base.err" | tps)
+        b=$(env "${GO_ENV[@]}" bin/cpubench-base --model "$M" --work "$W" $(args "$W") $(own "$W") 2>>"$OUT/base.err" | tps)
         rb+=("$(python3 -c "print(f'{$b/$t:.3f}')")")
         line="$line base=$b base_ratio=${rb[-1]}"
       fi
