@@ -36,6 +36,7 @@ func New(spec string, notice io.Writer) (backends.Backend, error) {
 	name, cfg, _ := strings.Cut(spec, ":")
 	switch name {
 	case "", "go", "simplego":
+		installGoKernels()
 		if cfg == "" {
 			return create(GoConfig)
 		}
@@ -46,6 +47,7 @@ func New(spec string, notice io.Writer) (backends.Backend, error) {
 			return b, nil
 		}
 		fmt.Fprintf(notice, "notice: XLA backend unavailable (%v); using the pure-Go backend\n", oneLine(err))
+		installGoKernels()
 		return create(GoConfig)
 	}
 	return nil, fmt.Errorf("backend %q: unknown backend (go, xla, xla:/abs/plugin.so)", spec)

@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads like maths
 )
@@ -139,7 +140,47 @@ func Head(cfg *Config, p Params, h *Node) *Node {
 	if cfg.TieWordEmbeddings || w == nil {
 		w = p["model.embed_tokens.weight"]
 	}
-	return DotGeneral(h, []int{2}, nil, w, []int{1}, nil) // [B, T, V]
+	return headProduct(h, w) // [B, T, V]
+}
+
+// headProduct is h [B, T, D] · wᵀ for the LM head's w [V, D]. On SimpleGo, a product with few
+// rows (decoding: B·T < 32) and many columns takes its blocked path, which pads the rows to a
+// 32-row block — 32× the work at batch 1 — and re-blocks all of w; there the vocabulary is split
+// into n equal parts on a batch axis, which SimpleGo runs with its row-dot kernel, one part per
+// core. The sums are the same; only their grouping into kernel calls differs.
+func headProduct(h, w *Node) *Node {
+	dims := h.Shape().Dimensions
+	B, T, D := dims[0], dims[1], dims[2]
+	V := w.Shape().Dimensions[0]
+	n := goHeadSplit(h.Graph(), h.DType(), B*T, V)
+	if n <= 1 {
+		return DotGeneral(h, []int{2}, nil, w, []int{1}, nil)
+	}
+	rows := B * T
+	parts := Reshape(w, n, V/n, D)                                       // [n, V/n, D]
+	hb := BroadcastToDims(Reshape(h, 1, rows, D), n, rows, D)            // [n, rows, D]
+	out := DotGeneral(hb, []int{2}, []int{0}, parts, []int{2}, []int{0}) // [n, rows, V/n]
+	return Reshape(TransposeAllAxes(out, 1, 0, 2), B, T, V)              // [B, T, V]
+}
+
+// goHeadSplit returns how many vocabulary parts headProduct uses (≤ 1: none): only on SimpleGo,
+// for fewer rows than its block, the fewest parts (at least 2) that divide V and keep each
+// part's rows × columns at or under its small-product limit (16 blocks).
+func goHeadSplit(g *Graph, dt dtypes.DType, rows, V int) int {
+	if _, ok := g.Backend().(*simplego.Backend); !ok {
+		return 1
+	}
+	blk := 1 << simplego.DotGeneralTargetBlockLog2Dim[dt]
+	limit := 16 * blk * blk
+	if rows >= blk || rows*V <= limit {
+		return 1
+	}
+	for n := max(2, (rows*V+limit-1)/limit); n <= 256 && n <= V; n++ {
+		if V%n == 0 {
+			return n
+		}
+	}
+	return 1
 }
 
 type blockInputs struct {
